@@ -13,6 +13,7 @@ import sys
 import typer
 
 from genrel.cli import criteria_cmd, data_cmd, grammar_cmd
+from genrel.cli import prompt_cmd
 from genrel.cli.common import state
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.add_typer(criteria_cmd.app, name="criteria")
 app.add_typer(data_cmd.app, name="data")
 grammar_cmd.register(app)
+prompt_cmd.register(app)
 
 
 @app.callback()

@@ -13,5 +13,5 @@ class _State:
 
 
 state = _State()
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
