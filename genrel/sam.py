@@ -113,8 +113,8 @@ def renormalize_kept(
     ``grpo``: each completion is scaled by (its completion tokens ÷ its kept completion tokens), where
     kept = ``keep_mask & completion_mask``; a completion with no kept token is left unchanged.
     ``dapo``, ``bnpo``, ``dr_grpo``: one factor for the batch, (all completion tokens ÷ all kept
-    completion tokens), unchanged when nothing is kept. The whole row is multiplied, so masked tokens
-    (0 under ``hard``) stay 0 and ``soft`` keeps its α ratio.
+    completion tokens), unchanged when nothing is kept. Only kept completion tokens are scaled, as
+    design.md says: masked tokens (0 under ``hard``, α·A under ``soft``) and padding are left as they are.
 
     Why this is the authors' aggregation: TRL's ``grpo`` loss is mean_b (1/n_b) Σ_t ℓ(r_bt, A_bt) over
     the n_b completion tokens, with the clipped surrogate ℓ(r, A) = -min(r·A, clip(r)·A). For c > 0,
@@ -149,7 +149,7 @@ def renormalize_kept(
     factor = factor.to(token_advantages.dtype)
     if loss_type == "grpo":
         factor = factor[:, None]  # [B, 1]
-    return token_advantages * factor  # [B, T]
+    return torch.where(kept, token_advantages * factor, token_advantages)  # [B, T]
 
 
 def _check_inputs(advantages: torch.Tensor, token_step: torch.Tensor, step_status: torch.Tensor, mode: str) -> None:

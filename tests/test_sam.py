@@ -163,7 +163,10 @@ def test_renormalize_global_factor(loss_type):
     out = renormalize_kept(ADV, KEEP, COMPLETION, loss_type)
     kept = (KEEP & COMPLETION.bool()).sum().item()  # 3 + 2 + 0 = 5 of 9 completion tokens
     assert kept == 5
-    assert torch.allclose(out, ADV * 9 / 5)
+    # only kept completion tokens are scaled; masked and padding positions are left as they were
+    expected = torch.where(KEEP & COMPLETION.bool(), ADV * 9 / 5, ADV)
+    assert torch.allclose(out, expected)
+    assert out[2, 2] == ADV[2, 2]
 
 
 def test_renormalize_nothing_kept_and_nothing_masked():

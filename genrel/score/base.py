@@ -7,6 +7,7 @@ format error and still returns probabilities.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,11 +38,52 @@ def argmax_label(probabilities: dict[str, float], criteria: Criteria) -> str:
     return max(criteria.label_names, key=lambda n: (probabilities.get(n, 0.0), -criteria.label_index(n)))
 
 
+def label_distribution(log_scores: Sequence[float], temperature: float = 1.0) -> list[float]:
+    """softmax(log_scores / temperature): the calibrated label distribution, in the order given.
+
+    ``log_scores`` are unnormalised log-probabilities or logits, one per label; -inf is allowed (that
+    label gets p = 0) and when every score is -inf the distribution is uniform."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    scaled = [s / temperature for s in log_scores]
+    top = max(scaled)
+    if top == -math.inf:
+        return [1.0 / len(scaled)] * len(scaled)
+    weights = [math.exp(s - top) for s in scaled]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def scored_from_log_scores(
+    criteria: Criteria, log_scores: Sequence[float], temperature: float = 1.0, **details
+) -> Scored:
+    """A :class:`Scored` from one log-score per criteria label (criteria order): calibrated
+    probabilities, their argmax label and the expected gain. ``details`` fill the other fields."""
+    probs = dict(zip(criteria.label_names, label_distribution(log_scores, temperature), strict=True))
+    return Scored(
+        label=argmax_label(probs, criteria), score=expected_gain(criteria, probs), probabilities=probs, **details
+    )
+
+
+def document_text(pair: Pair) -> str:
+    """The document as one string for text-only models (cross-encoders, BM25): title, text, then
+    ``name: value`` per extra field, one per line."""
+    parts = [pair.title.strip()] if pair.title and pair.title.strip() else []
+    parts.append(pair.text.strip())
+    parts.extend(f"{name}: {str(value).strip()}" for name, value in (pair.fields or {}).items())
+    return "\n".join(parts)
+
+
 class Scorer(ABC):
-    """Base class for every model and baseline that can judge pairs."""
+    """Base class for every model and baseline that can judge pairs.
+
+    ``temperature`` divides the label log-scores before the softmax (1.0 = uncalibrated); scorers
+    whose probabilities come from log-scores honour it, and :func:`genrel.score.calibration.calibrate`
+    fits it on a dev split."""
 
     criteria: Criteria
     name: str = "scorer"
+    temperature: float = 1.0
 
     @abstractmethod
     def score_pairs(self, pairs: Sequence[Pair], *, explain: bool = False) -> list[Scored]:
