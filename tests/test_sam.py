@@ -210,3 +210,13 @@ def test_renormalized_trl_loss_equals_mean_over_kept_tokens():
     loss = _surrogate(ratio, renormalize_kept(token_adv, kept, completion, "bnpo"))
     trl_bnpo = (loss * completion).sum() / completion.sum()
     assert torch.allclose(trl_bnpo, _surrogate(ratio, token_adv)[kept].mean(), atol=1e-6)
+
+
+def test_renormalize_soft_leaves_scaled_tokens_alone():
+    adv = torch.tensor([1.0])
+    token_step = torch.tensor([[0, 0, 1, 1]])
+    status = torch.tensor([[0, 1]])  # step 0 wrong in a positive completion: scaled by alpha
+    soft = sam_advantages(adv, token_step, status, "soft", alpha=0.5)
+    keep = ~masked_tokens(adv, token_step, status, "soft")
+    out = renormalize_kept(soft, keep, torch.ones(1, 4), "grpo")
+    assert torch.allclose(out, torch.tensor([[0.5, 0.5, 2.0, 2.0]]))  # 4 tokens / 2 kept = 2
