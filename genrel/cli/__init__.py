@@ -14,7 +14,6 @@ import typer
 
 from genrel.cli import criteria_cmd, data_cmd, grammar_cmd
 from genrel.cli import prompt_cmd
-from genrel.cli import rl_cmd
 from genrel.cli.common import state
 
 app = typer.Typer(
@@ -28,7 +27,6 @@ app.add_typer(criteria_cmd.app, name="criteria")
 app.add_typer(data_cmd.app, name="data")
 grammar_cmd.register(app)
 prompt_cmd.register(app)
-rl_cmd.register(app)
 
 
 @app.callback()

@@ -6,6 +6,7 @@ round-trips any string (emoji included) and the grammar's tags are few tokens. N
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 CHAT_TEMPLATE = (
@@ -24,8 +25,9 @@ _CORPUS = [
 ]
 
 
-def tiny_tokenizer(vocab_size: int = 400):
-    """A byte-level BPE tokenizer (GPT-2/Qwen/SmolLM style) with chat template and special tokens."""
+def tiny_tokenizer(vocab_size: int = 400, corpus: Iterable[str] | None = None):
+    """A byte-level BPE tokenizer (GPT-2/Qwen/SmolLM style) with chat template and special tokens,
+    trained on ``corpus`` (default: a few grammar, English and Chinese lines)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -39,7 +41,7 @@ def tiny_tokenizer(vocab_size: int = 400):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    tok.train_from_iterator(_CORPUS * 4 if corpus is None else corpus, trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=None,
