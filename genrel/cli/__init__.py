@@ -14,6 +14,7 @@ import typer
 
 from genrel.cli import criteria_cmd, data_cmd, grammar_cmd
 from genrel.cli import prompt_cmd
+from genrel.cli import score_cmd
 from genrel.cli.common import state
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.add_typer(criteria_cmd.app, name="criteria")
 app.add_typer(data_cmd.app, name="data")
 grammar_cmd.register(app)
 prompt_cmd.register(app)
+score_cmd.register(app)
 
 
 @app.callback()
