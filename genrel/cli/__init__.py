@@ -15,6 +15,7 @@ import typer
 from genrel.cli import criteria_cmd, data_cmd, grammar_cmd
 from genrel.cli import prompt_cmd
 from genrel.cli import score_cmd
+from genrel.cli import eval_cmd
 from genrel.cli.common import state
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(data_cmd.app, name="data")
 grammar_cmd.register(app)
 prompt_cmd.register(app)
 score_cmd.register(app)
+eval_cmd.register(app)
 
 
 @app.callback()

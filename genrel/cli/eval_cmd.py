@@ -1,0 +1,95 @@
+"""``genrel eval`` (score a labelled file into a report folder) and ``genrel compare`` (runs side by side)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from genrel.cli.common import console, err_console
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
+    app.command("compare")(compare_command)
+
+
+def eval_command(
+    model: str = typer.Option(
+        ...,
+        "--model",
+        help="Model folder or hub id, or a baseline: bm25, zero-shot:<model>, zero-shot-nosteps:<model>.",
+    ),
+    data: Path = typer.Option(..., "--data", help="Labelled data: .jsonl/.json, .csv, .tsv or .parquet."),
+    criteria: str = typer.Option(..., "--criteria", "-c", help="Criteria preset name or YAML path."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder; an unfinished run there is resumed."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N pairs."),
+    backend: str = typer.Option("hf", "--backend", help="hf, onnx or vllm."),
+    threshold: str | None = typer.Option(
+        None, "--threshold", help="Lowest label counted as relevant in the binary metrics (default: middle label)."
+    ),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Pairs per scoring call."),
+    explain: bool = typer.Option(
+        True, "--explain/--no-explain", help="Ask for reasoning and verdicts (per-step accuracy needs them)."
+    ),
+    on_error: str = typer.Option("fail", "--on-error", help="fail: bad data rows are an error; skip: drop them."),
+    mapping: list[str] = typer.Option(
+        None, "--map", "-m", help="field=column, e.g. query=search_term, label=grade. Repeatable."
+    ),
+) -> None:
+    """Score a labelled file and write predictions.jsonl, report.json, report.md and plots into --out."""
+    from genrel.criteria import load_criteria
+    from genrel.data import load_pairs, mapping_from_pairs
+    from genrel.eval import evaluate, threshold_index
+
+    if backend not in ("hf", "onnx", "vllm"):
+        raise typer.BadParameter("must be hf, onnx or vllm", param_hint="--backend")
+    if on_error not in ("fail", "skip"):
+        raise typer.BadParameter("must be 'fail' or 'skip'", param_hint="--on-error")
+    crit = load_criteria(criteria)
+    threshold_index(crit, threshold)  # a typo fails before the model loads
+    loaded = load_pairs(data, crit, mapping_from_pairs(mapping or []), on_error=on_error)
+    if loaded.problems:
+        err_console.print(f"skipped {loaded.bad_rows} bad row(s); first: {loaded.problems[0]}", style="yellow",
+                          markup=False, highlight=False)
+    pairs = loaded.pairs[:limit] if limit else loaded.pairs
+    scorer = resolve_scorer(model, backend, crit)
+    report = evaluate(scorer, pairs, crit, out, threshold_label=threshold, batch_size=batch_size,
+                      explain=explain, data=str(data))
+    _print_headline(report, out)
+
+
+def resolve_scorer(model: str, backend: str, criteria):
+    """The scorer for ``--model`` (models and baselines alike), from :mod:`genrel.score`."""
+    from genrel.score import load_scorer
+
+    return load_scorer(model, backend=backend, criteria=criteria)
+
+
+def compare_command(
+    runs: list[Path] = typer.Argument(..., metavar="DIR...", help="Folders written by genrel eval."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for compare.md, compare.png and compare.json."),
+    resamples: int = typer.Option(1000, "--resamples", min=1, help="Bootstrap resamples of the queries."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+) -> None:
+    """Put several evaluation runs in one table, best value marked, with bootstrap intervals."""
+    from genrel.eval import compare
+
+    result = compare(runs, out, n_resamples=resamples, seed=seed)
+    for note in result["notes"]:
+        err_console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
+    console.print(f"{out / 'compare.md'}: {len(result['runs'])} runs compared", markup=False, highlight=False)
+
+
+def _print_headline(report: dict, out: Path) -> None:
+    from rich.table import Table
+
+    from genrel.eval.markdown import HEADLINE, digits_for, fmt
+
+    table = Table(title=f"{report.get('model')} on {report.get('data')} ({report['n_judged']} judged pairs)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, name, _ in HEADLINE:
+        table.add_row(name, fmt(report.get(key), digits_for(key)))
+    console.print(table)
+    console.print(f"report: {out / 'report.md'}", markup=False, highlight=False)

@@ -1,0 +1,203 @@
+"""Compare evaluation runs side by side: one table (``compare.md``, ``compare.png``, ``compare.json``)
+with the best value per metric marked, and bootstrap 95% intervals for accuracy, macro-F1 and nDCG@10.
+
+The bootstrap resamples *queries* with replacement (documents of one query are not independent), from
+each run's ``predictions.jsonl``: ``n_resamples`` draws of as many queries as the run has, seeded, the
+queries sorted by key, so runs on the same data get the same draws (a paired comparison). An interval
+is the 2.5th–97.5th percentile of the resampled metric. Point values are the runs' ``report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genrel.errors import DataError
+from genrel.eval import metrics as m
+from genrel.eval.markdown import fmt, md_table
+from genrel.eval.predictions import PREDICTIONS_FILE, query_key, read_predictions
+from genrel.eval.report import REPORT_JSON, json_safe
+
+log = logging.getLogger(__name__)
+
+# (key in report.json, column title, better: "max" | "min" | None, decimals)
+COLUMNS = [
+    ("accuracy", "accuracy", "max", 3),
+    ("macro_f1", "macro-F1", "max", 3),
+    ("ndcg@10", "nDCG@10", "max", 3),
+    ("ndcg@5", "nDCG@5", "max", 3),
+    ("qwk", "QWK", "max", 3),
+    ("mae", "MAE", "min", 3),
+    ("ece", "ECE", "min", 3),
+    ("binary.f1", "binary F1", "max", 3),
+    ("binary.roc_auc", "ROC-AUC", "max", 3),
+    ("step_accuracy", "step acc.", "max", 3),
+    ("format_error_rate", "format err.", "min", 3),
+    ("mean_reasoning_tokens", "reasoning tok.", None, 1),
+    ("pairs_per_second", "pairs/s", "max", None),
+    ("n_judged", "pairs", None, 0),
+]
+BOOTSTRAPPED = ("accuracy", "macro_f1", "ndcg@10")
+STAR = "★"
+
+
+def compare(report_dirs: Sequence[str | Path], out_dir: str | Path, *, n_resamples: int = 1000,
+            seed: int = 0) -> dict[str, Any]:
+    """Write the comparison of ``report_dirs`` (each an ``genrel eval`` output folder) into ``out_dir``
+    and return it as a dict (also ``compare.json``)."""
+    if not report_dirs:
+        raise DataError("nothing to compare", hint="give one or more evaluation output folders")
+    runs = [_load_run(Path(d), n_resamples, seed) for d in report_dirs]
+    names = _run_names([Path(d) for d in report_dirs])
+    for run, name in zip(runs, names):
+        run["name"] = name
+    best = best_runs(runs)
+    result = {"runs": runs, "best": best, "n_resamples": n_resamples, "seed": seed, "notes": _notes(runs)}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "compare.json").write_text(json.dumps(json_safe(result), indent=2, ensure_ascii=False) + "\n",
+                                          encoding="utf-8")
+    header, cells, flags = _table(runs, best)
+    from genrel.eval.plots import table_png
+
+    table_png(header, cells, flags, "Comparison (★ best; [95% bootstrap interval over queries])",
+              out_dir / "compare.png")
+    (out_dir / "compare.md").write_text(_markdown(header, cells, flags, result), encoding="utf-8")
+    return json_safe(result)
+
+
+def _load_run(run_dir: Path, n_resamples: int, seed: int) -> dict[str, Any]:
+    report_path = run_dir / REPORT_JSON
+    if not report_path.is_file():
+        raise DataError("no report.json here", where=str(run_dir), hint="run `genrel eval --out DIR` first")
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    values = {key: _lookup(report, key) for key, *_ in COLUMNS}
+    predictions = run_dir / PREDICTIONS_FILE
+    intervals: dict[str, list[float] | None] = dict.fromkeys(BOOTSTRAPPED)
+    if predictions.is_file():
+        rows = read_predictions(predictions)
+        intervals = bootstrap_intervals(rows, report["labels"], report["gains"], n_resamples=n_resamples, seed=seed)
+    else:
+        log.warning("%s: no %s, so no bootstrap intervals", run_dir, PREDICTIONS_FILE)
+    return {"dir": str(run_dir), "model": report.get("model"), "criteria": report.get("criteria"),
+            "data": report.get("data"), "values": values, "intervals": intervals}
+
+
+def _lookup(report: dict, key: str):
+    value: Any = report
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def bootstrap_intervals(rows: Sequence[dict[str, Any]], labels: Sequence[str], gains: Sequence[float], *,
+                        n_resamples: int = 1000, seed: int = 0, k: int = 10) -> dict[str, list[float] | None]:
+    """95% percentile intervals of accuracy, macro-F1 and nDCG@k, resampling queries with replacement.
+
+    Each resample weighs query q by how often it was drawn: accuracy and macro-F1 come from the summed
+    per-query confusion matrices (exactly :func:`metrics.accuracy` / :func:`metrics.macro_f1` over the
+    resampled rows), nDCG@k is the weighted mean of per-query nDCG over the queries it counts."""
+    judged = [r for r in rows if r.get("gold") is not None]
+    if not judged:
+        return dict.fromkeys(BOOTSTRAPPED)
+    index = {name: i for i, name in enumerate(labels)}
+    keys = sorted({query_key(r) for r in judged})
+    position = {key: i for i, key in enumerate(keys)}
+    n_q, n_l = len(keys), len(labels)
+    q_of_row = np.array([position[query_key(r)] for r in judged])  # [N]
+    gold = np.array([index[r["gold"]] for r in judged])  # [N]
+    pred = np.array([index[r["label"]] for r in judged])  # [N]
+    per_query = np.zeros((n_q, n_l * n_l))  # [Q, L·L] flattened confusion per query
+    np.add.at(per_query, (q_of_row, gold * n_l + pred), 1.0)
+    ndcg = m.ndcg_per_query([query_key(r) for r in judged], [gains[g] for g in gold],
+                            [float(r["score"]) for r in judged], k)
+    ndcg_q = np.array([ndcg.get(key, np.nan) for key in keys])  # [Q], nan = not counted
+    counted = ~np.isnan(ndcg_q)  # [Q]
+    rng = np.random.default_rng(seed)
+    samples = np.empty((n_resamples, 3))  # [R, 3]: accuracy, macro-F1, nDCG
+    for r in range(n_resamples):
+        weight = np.bincount(rng.integers(0, n_q, size=n_q), minlength=n_q).astype(float)  # [Q]
+        confusion = (weight @ per_query).reshape(n_l, n_l)  # [L, L]
+        samples[r, 0] = np.trace(confusion) / confusion.sum()
+        samples[r, 1] = m.macro_f1_from_confusion(confusion)
+        w = weight[counted]
+        samples[r, 2] = (w @ ndcg_q[counted]) / w.sum() if w.sum() > 0 else np.nan
+    out: dict[str, list[float] | None] = {}
+    for j, key in enumerate(BOOTSTRAPPED):
+        column = samples[:, j][~np.isnan(samples[:, j])]
+        out[key] = [float(v) for v in np.percentile(column, [2.5, 97.5])] if len(column) else None
+    return out
+
+
+def best_runs(runs: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """Metric → names of the runs with the best value as displayed (ties share it); only metrics with
+    a direction, and only when at least two runs have a value."""
+    best: dict[str, list[str]] = {}
+    for key, _, better, digits in COLUMNS:
+        shown = {run["name"]: float(fmt(v, digits)) for run in runs if (v := run["values"].get(key)) is not None}
+        if better is None or len(shown) < 2:
+            continue
+        target = max(shown.values()) if better == "max" else min(shown.values())
+        best[key] = [name for name, v in shown.items() if v == target]
+    return best
+
+
+def _table(runs, best) -> tuple[list[str], list[list[str]], list[list[bool]]]:
+    """One row per metric, one column per run (reads well for many metrics and a few runs)."""
+    header = ["metric", *[run["name"] for run in runs]]
+    cells = [["model", *[run.get("model") or "–" for run in runs]]]
+    flags = [[False] * len(header)]
+    for key, title, better, digits in COLUMNS:
+        row, marks = [title + (" ↓" if better == "min" else "")], [False]
+        for run in runs:
+            text = fmt(run["values"].get(key), digits)
+            interval = run["intervals"].get(key)
+            if interval is not None:
+                text += f" [{fmt(interval[0], digits)}, {fmt(interval[1], digits)}]"
+            is_best = run["name"] in best.get(key, [])
+            row.append(f"{text} {STAR}" if is_best else text)
+            marks.append(is_best)
+        cells.append(row)
+        flags.append(marks)
+    return header, cells, flags
+
+
+def _markdown(header, cells, flags, result) -> str:
+    bold = [[f"**{c}**" if flag else c for c, flag in zip(row, marks)] for row, marks in zip(cells, flags)]
+    text = "# Comparison\n\n"
+    text += (f"★ and bold: best value per metric (↓: lower is better). In brackets: 95% bootstrap interval "
+             f"over queries ({result['n_resamples']} resamples, seed {result['seed']}).\n\n")
+    text += md_table(header, bold)
+    text += "\n![comparison table](compare.png)\n"
+    if result["notes"]:
+        text += "\n## Notes\n\n" + "".join(f"- {note}\n" for note in result["notes"])
+    runs = "".join(f"- {r['name']}: `{r['dir']}` (data `{r['data'] or '-'}`)\n" for r in result["runs"])
+    text += "\n## Runs\n\n" + runs
+    return text
+
+
+def _notes(runs) -> list[str]:
+    notes = []
+    for field, what in (("criteria", "criteria"), ("data", "data files"), ("values.n_judged", "pair counts")):
+        values = {str(_lookup(run, field)) for run in runs}
+        if len(values) > 1:
+            notes.append(f"the runs differ in {what} ({', '.join(sorted(values))}); their numbers are not comparable")
+    return notes
+
+
+def _run_names(dirs: Sequence[Path]) -> list[str]:
+    """Each run's folder name, or its path as given when two folders share a name; a folder given twice
+    gets ``#2``, ``#3``… so every row has its own name."""
+    names = [d.name or str(d) for d in dirs]
+    names = [str(d) if names.count(n) > 1 else n for d, n in zip(dirs, names)]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    return unique
