@@ -14,6 +14,9 @@ import typer
 
 from genrel.cli import criteria_cmd, data_cmd, grammar_cmd
 from genrel.cli import prompt_cmd
+from genrel.cli import teacher_cmd
+from genrel.cli import sft_cmd
+from genrel.cli import rl_cmd
 from genrel.cli import score_cmd
 from genrel.cli import eval_cmd
 from genrel.cli.common import state
@@ -29,6 +32,9 @@ app.add_typer(criteria_cmd.app, name="criteria")
 app.add_typer(data_cmd.app, name="data")
 grammar_cmd.register(app)
 prompt_cmd.register(app)
+teacher_cmd.register(app)
+sft_cmd.register(app)
+rl_cmd.register(app)
 score_cmd.register(app)
 eval_cmd.register(app)
 
