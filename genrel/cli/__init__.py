@@ -19,6 +19,7 @@ from genrel.cli import sft_cmd
 from genrel.cli import rl_cmd
 from genrel.cli import score_cmd
 from genrel.cli import eval_cmd
+from genrel.cli import distill_cmd
 from genrel.cli.common import state
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ sft_cmd.register(app)
 rl_cmd.register(app)
 score_cmd.register(app)
 eval_cmd.register(app)
+distill_cmd.register(app)
 
 
 @app.callback()
