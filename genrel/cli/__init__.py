@@ -20,6 +20,7 @@ from genrel.cli import rl_cmd
 from genrel.cli import score_cmd
 from genrel.cli import eval_cmd
 from genrel.cli import distill_cmd
+from genrel.cli import serve_cmd
 from genrel.cli.common import state
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ rl_cmd.register(app)
 score_cmd.register(app)
 eval_cmd.register(app)
 distill_cmd.register(app)
+serve_cmd.register(app)
 
 
 @app.callback()
