@@ -77,10 +77,21 @@ def test_system_prompt_has_every_label_step_and_rule(name):
 
 
 @pytest.mark.parametrize("name", preset_names())
-def test_example_follows_the_grammar(name):
+def test_example_follows_the_grammar_with_a_placeholder_label(name):
+    """Its structure parses; its label is the placeholder, so a model cannot copy a real label from it."""
     criteria = load_criteria(name)
-    parsed = parse(example_completion(criteria), criteria)
+    example = example_completion(criteria)
+    assert example.endswith("<label>NAME</label>")
+    assert not any(f"<label>{label}</label>" in example for label in criteria.label_names)
+    some_label = criteria.label_names[0]
+    parsed = parse(example.replace("<label>NAME</label>", f"<label>{some_label}</label>"), criteria)
     assert [s.id for s in parsed.steps] == [s.id for s in criteria.steps]
+
+
+def test_no_steps_criteria_ask_only_for_the_label():
+    criteria = load_criteria("trec-dl")
+    content = render_messages(criteria.model_copy(update={"steps": []}), PAIR)[0]["content"]
+    assert "write only the label" in content and "<step" not in content
 
 
 def test_user_prompt_has_query_title_text_and_fields():

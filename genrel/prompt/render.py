@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import jinja2
 
 from genrel.criteria import Criteria, load_criteria
-from genrel.grammar import VERDICT_KEY
+from genrel.grammar import LABEL_CLOSE, LABEL_OPEN, VERDICT_KEY
 from genrel.grammar import render as render_completion
 from genrel.prompt.truncate import truncate_document
 
@@ -94,12 +94,22 @@ def user_prompt(criteria: Criteria, pair: PairLike, text: str | None = None) -> 
     ).strip()
 
 
+EXAMPLE_LABEL = "NAME"
+
+
 def example_completion(criteria: Criteria) -> str:
-    """A well-formed completion for the middle label, with verdicts consistent with it."""
+    """The format example: a well-formed completion whose label is the placeholder ``NAME``.
+
+    A real label name here is copied by small models (SmolLM2 zero-shot answered the example's label for
+    most pairs), so the example's structure comes from :func:`genrel.grammar.render` (the parser reads
+    it) and only the label is replaced by the placeholder the format line explains. Verdicts are those
+    of the middle label, which the text calls placeholders too."""
     label = criteria.labels[len(criteria.labels) // 2].name
     verdicts = {}
     for step in criteria.checked_steps:
         expected = step.expected(label) or frozenset()
         verdicts[step.id] = next((v for v in step.verdicts if v in expected), step.verdicts[0])
     reasoning = EXAMPLE_REASONING[criteria.language]
-    return render_completion(criteria, {s.id: reasoning for s in criteria.steps}, verdicts, label)
+    completion = render_completion(criteria, {s.id: reasoning for s in criteria.steps}, verdicts, label)
+    head, _, _ = completion.rpartition(f"{LABEL_OPEN}{label}{LABEL_CLOSE}")
+    return f"{head}{LABEL_OPEN}{EXAMPLE_LABEL}{LABEL_CLOSE}"
