@@ -184,7 +184,7 @@ def test_cli_eval_with_a_stand_in_scorer(tmp_path, monkeypatch):
     data = tmp_path / "dev.jsonl"
     data.write_text("".join(json.dumps({"id": p.row_id, "qid": p.qid, "docid": p.docid, "query": p.query,
                                         "text": p.text, "label": p.label}) + "\n" for p in _pairs()))
-    monkeypatch.setattr(eval_cmd, "resolve_scorer", lambda model, backend, criteria: TableScorer())
+    monkeypatch.setattr(eval_cmd, "resolve_scorer", lambda model, backend, criteria, **options: TableScorer())
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["eval", "--model", "bm25", "--data", str(data), "--criteria", "trec-dl",
                                       "--out", str(out), "--limit", "4", "--threshold", "perfect"])

@@ -32,6 +32,10 @@ def eval_command(
     explain: bool = typer.Option(
         True, "--explain/--no-explain", help="Ask for reasoning and verdicts (per-step accuracy needs them)."
     ),
+    max_new_tokens: int | None = typer.Option(
+        None, "--max-new-tokens", min=1, help="Reasoning budget per pair (default: the model's; 512 otherwise)."
+    ),
+    dtype: str = typer.Option("auto", "--dtype", help="Weights dtype for LMs: auto, bfloat16, float32…"),
     on_error: str = typer.Option("fail", "--on-error", help="fail: bad data rows are an error; skip: drop them."),
     mapping: list[str] = typer.Option(
         None, "--map", "-m", help="field=column, e.g. query=search_term, label=grade. Repeatable."
@@ -53,17 +57,18 @@ def eval_command(
         err_console.print(f"skipped {loaded.bad_rows} bad row(s); first: {loaded.problems[0]}", style="yellow",
                           markup=False, highlight=False)
     pairs = loaded.pairs[:limit] if limit else loaded.pairs
-    scorer = resolve_scorer(model, backend, crit)
+    scorer = resolve_scorer(model, backend, crit, max_new_tokens=max_new_tokens, dtype=dtype)
     report = evaluate(scorer, pairs, crit, out, threshold_label=threshold, batch_size=batch_size,
                       explain=explain, data=str(data))
     _print_headline(report, out)
 
 
-def resolve_scorer(model: str, backend: str, criteria):
+def resolve_scorer(model: str, backend: str, criteria, *, max_new_tokens: int | None = None, dtype: str = "auto"):
     """The scorer for ``--model`` (models and baselines alike), from :mod:`genrel.score`."""
     from genrel.score import load_scorer
 
-    return load_scorer(model, backend=backend, criteria=criteria)
+    options = {"max_new_tokens": max_new_tokens} if max_new_tokens else {}
+    return load_scorer(model, backend=backend, criteria=criteria, dtype=dtype, **options)
 
 
 def compare_command(

@@ -235,22 +235,27 @@ def build_trainer(cfg: RLStageConfig, criteria: Criteria, model, tokenizer, data
                   callbacks: list | tuple = (), trainer_class=None):
     """The configured :class:`SAMGRPOTrainer`, or ``trainer_class``: a subclass (scripted rollouts) or
     plain ``trl.GRPOTrainer`` (baselines), which gets no SAM arguments."""
-    from genrel.train.rl_trainer import MetricsFile, SAMGRPOTrainer, reward_functions
+    from transformers import PrinterCallback, ProgressCallback
+
+    from genrel.train.rl_trainer import MetricsFile, RLProgress, SAMGRPOTrainer, reward_functions
 
     if tokenizer.pad_token is None:  # TRL pads prompts and completions
         tokenizer.pad_token = tokenizer.eos_token
     trainer_class = trainer_class or SAMGRPOTrainer
     sam = {"criteria": criteria, "sam": cfg.sam} if issubclass(trainer_class, SAMGRPOTrainer) else {}
-    return trainer_class(
+    trainer = trainer_class(
         model=model,
         processing_class=tokenizer,
         reward_funcs=reward_functions(criteria, cfg.rewards),
         args=args or grpo_args(cfg),
         train_dataset=dataset,
         peft_config=lora_config(cfg.lora),
-        callbacks=[MetricsFile(Path(cfg.output_dir) / METRICS_FILE), *callbacks],
+        callbacks=[RLProgress(), MetricsFile(Path(cfg.output_dir) / METRICS_FILE), *callbacks],
         **sam,
     )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    return trainer
 
 
 def grpo_args(cfg: RLStageConfig, world_size: int | None = None):

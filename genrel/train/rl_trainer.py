@@ -206,6 +206,37 @@ class MetricsFile(TrainerCallback):
             f.write(json.dumps(record) + "\n")
 
 
+class RLProgress(TrainerCallback):
+    """One progress bar with reward, label accuracy, format-error rate and seconds per step, in place of
+    TRL's bar that also prints every log record as a dict (hidden off a terminal, like every bar here)."""
+
+    SHOWN = {"reward": "reward", "eval/label_accuracy": "acc", "format_error_rate": "fmt_err", "step_time": "s/step"}
+
+    def __init__(self):
+        self.bar = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from genrel.score.progress import progress_bar
+
+        if state.is_world_process_zero:
+            self.bar = progress_bar(state.max_steps, "rl", unit="step")
+            self.bar.update(state.global_step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is not None and logs:
+            shown = {name: logs[key] for key, name in self.SHOWN.items() if isinstance(logs.get(key), (int, float))}
+            self.bar.set_postfix({name: f"{value:.3g}" for name, value in shown.items()})
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         value = value.item()
