@@ -72,6 +72,13 @@ def test_file_errors_are_one_line_without_traceback(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_usage_errors_show_usage_not_an_internal_error():
+    cmd = [sys.executable, "-m", "genrel", "sft"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Missing option '--config'" in proc.stderr and "internal error" not in proc.stderr
+
+
 def test_split_writes_query_disjoint_files(good, tmp_path):
     out = tmp_path / "splits"
     result = runner.invoke(app, ["data", "split", str(good), "-c", "trec-dl", "--out", str(out), "--dev", "0.3"])

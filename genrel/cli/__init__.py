@@ -21,6 +21,7 @@ from genrel.cli import score_cmd
 from genrel.cli import eval_cmd
 from genrel.cli import distill_cmd
 from genrel.cli import serve_cmd
+from genrel.cli import demo_cmd
 from genrel.cli.common import state
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ score_cmd.register(app)
 eval_cmd.register(app)
 distill_cmd.register(app)
 serve_cmd.register(app)
+demo_cmd.register(app)
 
 
 @app.callback()
@@ -67,16 +69,27 @@ def main() -> None:
         typer.secho("interrupted; outputs written so far are kept", fg="yellow", err=True)
         sys.exit(130)
     except Exception as exc:  # click's usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
+        if isinstance(exc, (typer.Exit, *_click_types("Exit"))):
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
+        if isinstance(exc, (typer.Abort, *_click_types("Abort"))):
+            sys.exit(1)
+        if isinstance(exc, _click_types("ClickException")):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
         if state.debug:
             raise
         typer.secho(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", fg="red", err=True)
         sys.exit(70)
+
+
+def _click_types(name: str) -> tuple[type, ...]:
+    """``name`` from click and from the copy of click that newer typer releases vendor as ``typer._click``."""
+    import importlib
+
+    found = []
+    for module in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
