@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from genrel.demo.pipeline import DemoConfig, run_demo
+from genrel.errors import ConfigError
 
 STAGES = ("data", "traces", "sft", "rl", "eval-sft", "eval-rl", "labels", "student", "eval-student")
 
@@ -48,6 +49,9 @@ def test_whole_pipeline_on_a_tiny_model_then_resumes(tiny_model_dir, tmp_path):
     again = run_demo(cfg, echo=lines.append)
     assert all(any(f"[{stage}] done already" in line for line in lines) for stage in STAGES)
     assert [row["accuracy"] for row in again["rows"]] == [row["accuracy"] for row in summary["rows"]]
+
+    with pytest.raises(ConfigError, match="other settings \\(sft_steps\\)"):
+        run_demo(cfg.model_copy(update={"sft_steps": 5}), echo=lines.append)
 
 
 @pytest.mark.slow

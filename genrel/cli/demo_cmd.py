@@ -37,7 +37,8 @@ def demo(
     for col in ("model", "accuracy", "macro-F1", "nDCG@10", "fmt err.", "pairs/s"):
         table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
     for row in summary["rows"]:
-        table.add_row(row["model"], *(_fmt(row[k]) for k in ("accuracy", "macro_f1", "ndcg@10", "format_error_rate", "pairs_per_second")))
+        metrics = ("accuracy", "macro_f1", "ndcg@10", "format_error_rate", "pairs_per_second")
+        table.add_row(row["model"], *(_fmt(row[key]) for key in metrics))
     console.print(table)
     if "compare" in summary:
         console.print(f"comparison with 95% intervals: {summary['compare']}/compare.md")
@@ -46,6 +47,6 @@ def demo(
 
 
 def _fmt(value) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.3g}" if isinstance(value, float) and value >= 10 else f"{value:.3f}" if isinstance(value, float) else str(value)
+    if not isinstance(value, float):
+        return "—" if value is None else str(value)
+    return f"{value:.3g}" if value >= 10 else f"{value:.3f}"

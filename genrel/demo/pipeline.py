@@ -12,7 +12,6 @@ the code paths honestly; on a CPU it does not make a good judge (that needs a GP
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,10 +19,9 @@ from typing import Any
 
 from pydantic import Field
 
-from genrel.config import StageConfig
+from genrel.config import StageConfig, read_yaml_mapping
 from genrel.demo.world import WorldConfig, write_world
-
-log = logging.getLogger(__name__)
+from genrel.errors import ConfigError
 
 CRITERIA = "esci"
 # TRL turns activation checkpointing on by default; a 135M model on CPU has memory to spare and the
@@ -69,7 +67,7 @@ class DemoConfig(StageConfig):
 def run_demo(cfg: DemoConfig, *, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run (or resume) every stage and return the summary rows."""
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_same_config(cfg, out / "config.yaml")
     cfg.save(out / "config.yaml")
     started = time.perf_counter()
     stages = [
@@ -106,6 +104,19 @@ def run_demo(cfg: DemoConfig, *, echo: Callable[[str], None] = print) -> dict[st
     summary["minutes_this_run"] = round((time.perf_counter() - started) / 60, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _check_same_config(cfg: DemoConfig, path: Path) -> None:
+    """A rerun resumes only the run it belongs to: other sizes in the same folder would mix two demos."""
+    if not path.is_file():
+        return
+    before = read_yaml_mapping(path)
+    changed = sorted(k for k, v in cfg.model_dump(mode="json").items() if k in before and before[k] != v)
+    if changed:
+        raise ConfigError(
+            f"the demo in {path.parent} was run with other settings ({', '.join(changed)})",
+            where=str(path), hint="rerun with the same settings to resume, or pass another --out",
+        )
 
 
 # -- stages ------------------------------------------------------------------------------------------
