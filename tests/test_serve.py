@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from conftest import REPO
+from genrel.data import Pair
 
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -390,6 +391,26 @@ def test_serves_a_tiny_cross_encoder_directory(tmp_path):
         explained = httpx.post(f"{url}/v1/score", json={**body, "explain": True}, timeout=30.0).json()
         assert explained["results"][0]["explanation"] == {"reasoning": None, "verdicts": {}, "format_error": None}
         assert json.loads(httpx.get(f"{url}/v1/info").text)["criteria"] == "trec-dl"
+
+
+def test_onnx_backend_serves_the_chosen_export_file(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from genrel.errors import ModelError
+    from genrel.score.onnx_export import export_onnx
+    from genrel.serve import ServeConfig
+    from genrel.serve.loading import load_serving_scorer
+
+    model_dir = save_tiny_cross_encoder(tmp_path / "ce")
+    export_onnx(model_dir, tmp_path / "onnx", int8=True)
+    pairs = [Pair(row_id="0", query="how long do fleas live", text="fleas live 20 days")]
+    scored = {}
+    for name in ("model.onnx", "model.int8.onnx"):
+        scorer = load_serving_scorer(ServeConfig(model=str(tmp_path / "onnx"), backend="onnx", onnx_file=name))
+        assert Path(scorer.session._model_path).name == name
+        scored[name] = scorer.score_pairs(pairs)[0].probabilities
+    assert set(scored["model.int8.onnx"]) == set(scored["model.onnx"])
+    with pytest.raises(ModelError, match="no model.fp16.onnx here"):
+        load_serving_scorer(ServeConfig(model=str(tmp_path / "onnx"), backend="onnx", onnx_file="model.fp16.onnx"))
 
 
 # -- in-process (no server): timeouts and back-pressure ----------------------------------------------

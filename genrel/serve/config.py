@@ -25,6 +25,9 @@ class ServeConfig(StageConfig):
         "(developer hook: a zero-argument callable returning a Scorer).",
     )
     backend: Literal["hf", "onnx", "vllm"] = Field("hf", description="Inference backend for a model directory.")
+    onnx_file: str = Field(
+        "model.onnx", description="With backend onnx: the file to serve, e.g. model.int8.onnx from export --int8."
+    )
     criteria: str | None = Field(
         None, description="Criteria preset or YAML path; default: the criteria stored with the model."
     )

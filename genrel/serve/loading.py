@@ -28,7 +28,8 @@ def load_serving_scorer(cfg: ServeConfig) -> Scorer:
     except ImportError as exc:
         raise ModelError(f"this install cannot load models ({exc})", where=cfg.model) from None
     model = str(Path(cfg.model).expanduser()) if cfg.model.startswith("~") else cfg.model
-    scorer = load_scorer(model, backend=cfg.backend, criteria=cfg.criteria)
+    options = {"onnx_file": cfg.onnx_file} if cfg.backend == "onnx" else {}
+    scorer = load_scorer(model, backend=cfg.backend, criteria=cfg.criteria, **options)
     if hasattr(scorer, "progress"):  # a progress bar per micro-batch would flood the server log
         scorer.progress = False
     return scorer
