@@ -57,6 +57,13 @@ def test_soft_labels_train_by_kl(base, tmp_path):
     assert run.dev is None and run.temperature == 1.0
 
 
+def test_from_base_takes_a_preset_name_like_the_other_entry_points(base):
+    named = CrossEncoderModel.from_base(base, "trec-dl", max_length=32)
+    given = CrossEncoderModel.from_base(base, TREC, max_length=32)
+    assert named.criteria.label_names == given.criteria.label_names == TREC.label_names
+    assert named.model.config.id2label == {i: name for i, name in enumerate(TREC.label_names)}
+
+
 def test_targets_mix_gold_and_teacher_per_row():
     pairs = separable_pairs(4)
     soft = [None, {"irrelevant": 1, "related": 3}, {"perfect": 1.0}, {"highly": 1.0}]

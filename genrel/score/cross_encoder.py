@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from genrel.criteria import Criteria
+from genrel.criteria import Criteria, load_criteria
 from genrel.data.pair import Pair
 from genrel.errors import ModelError
 from genrel.score.base import Scored, Scorer, document_text, scored_from_log_scores
@@ -91,11 +91,14 @@ class CrossEncoderModel:
         self.max_length, self.temperature = max_length, temperature
 
     @classmethod
-    def from_base(cls, base: str, criteria: Criteria, *, max_length: int = 256, seed: int = 0) -> CrossEncoderModel:
+    def from_base(
+        cls, base: str, criteria: Criteria | str, *, max_length: int = 256, seed: int = 0
+    ) -> CrossEncoderModel:
         """A pretrained encoder with a fresh classification head (seeded) for the criteria's labels."""
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        criteria = load_criteria(criteria) if isinstance(criteria, str) else criteria
         path = base_path(base)
         names = criteria.label_names
         torch.manual_seed(seed)
