@@ -33,6 +33,9 @@ def test_export_is_within_tolerance_of_torch(exported):
     assert (onnx_dir / "model.onnx").is_file() and (onnx_dir / "genrel_model.json").is_file()
     assert report.int8_path and (onnx_dir / "model.int8.onnx").is_file() and report.int8_max_abs_diff is not None
     assert json.loads((onnx_dir / "onnx_export.json").read_text())["max_abs_diff"] == report.max_abs_diff
+    # the served graph is onnxruntime's fused one (the speed-up), and the unfused trace is not left behind
+    assert report.fused and report.fused.get("Attention") == 2 and report.fused.get("SkipLayerNormalization")
+    assert sorted(p.name for p in onnx_dir.glob("*.onnx")) == ["model.int8.onnx", "model.onnx"]
 
 
 def test_onnx_scorer_matches_torch(exported):

@@ -8,8 +8,12 @@ largest |Δ logit| exceeds ``tolerance`` (1e-4), removing the rejected ``model.o
 ``model.int8.onnx`` (onnxruntime dynamic quantisation of the weights), whose Δ is reported, not
 enforced: int8 trades accuracy for speed by design. The report is saved as ``onnx_export.json``.
 
-Uses the TorchScript exporter (``dynamo=False``): it needs no onnxscript and handles BERT-class
-encoders exactly. The trace runs on a padded batch so the attention-mask path is in the graph.
+Uses the TorchScript exporter (``dynamo=False``): it needs no onnxscript and
+handles BERT-class encoders exactly. The trace runs on a padded batch so the attention-mask path is in
+the graph. The model is traced with eager attention, because onnxruntime's transformer optimizer
+recognises that pattern (not SDPA's) and fuses it, with the layer norms and GELUs, into its CPU
+kernels: on a MiniLM student that made the ONNX model about 1.2x faster than torch, where the unfused
+export ran at torch's speed. Encoders the optimizer does not know are exported unfused.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class OnnxExport:
     int8_path: str | None = None
     int8_max_abs_diff: float | None = None
     samples: int = 0
+    fused: dict[str, int] | None = None
 
 
 def sample_pairs() -> list[Pair]:
@@ -63,34 +68,64 @@ def export_onnx(
     out_dir.mkdir(parents=True, exist_ok=True)
     ce = CrossEncoderModel.from_dir(model_dir, device="cpu")
     model = ce.model.float().eval()
+    model.set_attn_implementation("eager")
+    unfused = out_dir / "model.unfused.onnx"  # int8 quantisation starts from it (fused ops defeat its shape inference)
     trace = encode_pairs(ce.tokenizer, sample_pairs()[:3], ce.max_length, padding=True, return_tensors="pt")
     names = list(trace.keys())
     axes = {name: {0: "batch", 1: "sequence"} for name in names} | {"logits": {0: "batch"}}
     with torch.inference_mode(), quiet_transformers(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes about shape-dependent Python branches, checked below
         torch.onnx.export(
-            _logits_only(model, names), tuple(trace[n] for n in names), str(out_dir / ONNX_FILE),
+            _logits_only(model, names), tuple(trace[n] for n in names), str(unfused),
             input_names=names, output_names=["logits"], dynamic_axes=axes, opset_version=OPSET, dynamo=False,
         )
-    if Path(model_dir).resolve() != out_dir.resolve():
-        with quiet_transformers():
-            ce.tokenizer.save_pretrained(out_dir)
-        shutil.copy(Path(model_dir) / INFO_FILE, out_dir / INFO_FILE)
-        shutil.copy(Path(model_dir) / "config.json", out_dir / "config.json")  # the architecture, for FLOPs counts
-    pairs = samples or sample_pairs()
-    report = OnnxExport(str(out_dir / ONNX_FILE), max_abs_diff(ce, out_dir / ONNX_FILE, pairs), samples=len(pairs))
-    if report.max_abs_diff > tolerance:
-        (out_dir / ONNX_FILE).unlink()  # never leave a wrong model where a scorer would load it
-        raise ModelError(
-            f"the ONNX model differs from torch by up to {report.max_abs_diff:.2e} (tolerance {tolerance:.0e})",
-            where=str(out_dir / ONNX_FILE),
-        )
-    if int8:
-        quantize_int8(out_dir / ONNX_FILE, out_dir / INT8_FILE)
-        report.int8_path = str(out_dir / INT8_FILE)
-        report.int8_max_abs_diff = max_abs_diff(ce, out_dir / INT8_FILE, pairs)
+    try:
+        fused = fuse_transformer_ops(unfused, out_dir / ONNX_FILE, model.config)
+        if Path(model_dir).resolve() != out_dir.resolve():
+            with quiet_transformers():
+                ce.tokenizer.save_pretrained(out_dir)
+            shutil.copy(Path(model_dir) / INFO_FILE, out_dir / INFO_FILE)
+            shutil.copy(Path(model_dir) / "config.json", out_dir / "config.json")  # the architecture, for FLOPs
+        pairs = samples or sample_pairs()
+        diff = max_abs_diff(ce, out_dir / ONNX_FILE, pairs)
+        report = OnnxExport(str(out_dir / ONNX_FILE), diff, samples=len(pairs), fused=fused)
+        if report.max_abs_diff > tolerance:
+            (out_dir / ONNX_FILE).unlink()  # never leave a wrong model where a scorer would load it
+            raise ModelError(
+                f"the ONNX model differs from torch by up to {report.max_abs_diff:.2e} (tolerance {tolerance:.0e})",
+                where=str(out_dir / ONNX_FILE),
+            )
+        if int8:
+            quantize_int8(unfused, out_dir / INT8_FILE)
+            report.int8_path = str(out_dir / INT8_FILE)
+            report.int8_max_abs_diff = max_abs_diff(ce, out_dir / INT8_FILE, pairs)
+    finally:
+        unfused.unlink(missing_ok=True)
     (out_dir / "onnx_export.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report
+
+
+# Encoder families onnxruntime's optimizer fuses with its "bert" rules.
+_FUSABLE = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "camembert"}
+
+
+def fuse_transformer_ops(src: Path, dst: Path, config) -> dict[str, int] | None:
+    """``src`` with onnxruntime's transformer fusions (attention, skip layer norm, bias GELU) saved as
+    ``dst``; the fused op counts, or None (an unfused copy) where the encoder family is not one it knows."""
+    if config.model_type not in _FUSABLE:
+        shutil.copy(src, dst)
+        return None
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.setLevel(max(level, logging.WARNING))  # the optimizer logs every fusion pass
+    try:
+        optimized = optimize_model(str(src), model_type="bert", num_heads=config.num_attention_heads,
+                                   hidden_size=config.hidden_size)
+        optimized.save_model_to_file(str(dst))
+    finally:
+        root.setLevel(level)
+    return {op: n for op, n in optimized.get_fused_operator_statistics().items() if n}
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
