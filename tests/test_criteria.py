@@ -11,7 +11,7 @@ import pytest
 from genrel.criteria import indistinguishable_labels, load_criteria, preset_names
 from genrel.errors import CriteriaError
 
-PRESETS = ["trec-dl", "esci", "homedepot", "notes", "notes-zh"]
+PRESETS = ["trec-dl", "esci", "homedepot", "notes", "notes-zh", "notes-rules"]
 
 
 def test_shipped_presets_are_listed_and_load():
