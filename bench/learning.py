@@ -106,15 +106,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--arms", default=",".join(ARMS), help=f"Arms, from {', '.join(ARMS)}.")
     p.add_argument("--seeds", default="0,1,2,3,4,5", help="Seeds of the core arms (generic, off, hard).")
     p.add_argument("--variant-seeds", default="0,1,2", help="Seeds of the other arms.")
-    p.add_argument("--steps", type=int, default=120, help="GRPO optimizer steps per cell.")
-    p.add_argument("--eval-every", type=int, default=20, help="GRPO steps between test evaluations.")
+    p.add_argument("--steps", type=int, default=150, help="GRPO optimizer steps per cell.")
+    p.add_argument("--eval-every", type=int, default=25, help="GRPO steps between test evaluations.")
     p.add_argument("--world-seed", type=int, default=0)
-    p.add_argument("--queries", type=int, default=400, help="World queries (8 items each), split 70/10/20.")
-    p.add_argument("--test-pairs", type=int, default=0, help="Evaluate on a seeded sample of this many test pairs (0: all).")
+    p.add_argument("--queries", type=int, default=1200, help="World queries (8 items each), split 70/10/20.")
+    p.add_argument("--eval-pairs", type=int, default=640,
+                   help="Evaluate on seeded samples of this many dev and test pairs (0: all of them).")
     p.add_argument("--hidden", type=int, default=128, help="Hidden size of the tiny Llama.")
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--vocab", type=int, default=1000, help="BPE vocabulary size.")
-    p.add_argument("--warmup-steps", default="catalogue=1500,notes=1500",
+    p.add_argument("--warmup-steps", default="catalogue=2500,notes=2500",
                    help="Warm-up SFT steps: one number, or world=steps,... (fixed; calibrated once).")
     p.add_argument("--warmup-eval-every", type=int, default=0,
                    help="Also evaluate dev every this many warm-up steps (calibration; 0: at the end only).")
@@ -509,17 +510,13 @@ def run_groups(args, groups: list[tuple[str, int]], done: dict[str, dict], start
         if world_name not in worlds:
             worlds[world_name] = load_world(world_name, args, args.work)
         world = worlds[world_name]
-        test_pairs = world.splits["test"]
-        if args.test_pairs and len(test_pairs) > args.test_pairs:
-            import random
-
-            test_pairs = random.Random(args.world_seed).sample(test_pairs, args.test_pairs)
+        dev_pairs, test_pairs = (eval_sample(world.splits[name], args) for name in ("dev", "test"))
         for arm in arms:
             if args.stop_after_s is not None and time.perf_counter() - started > args.stop_after_s:
                 log.info("--stop-after-s reached: no new cell started (a rerun resumes)")
                 return
             kind = ARMS[arm].prompt
-            dev = EvalSet.build(world, kind, world.splits["dev"])
+            dev = EvalSet.build(world, kind, dev_pairs)
             test = EvalSet.build(world, kind, test_pairs)
             warmup = warm_up(args, world, kind, seed, dev, test, args.work)
             t0 = time.perf_counter()
@@ -529,6 +526,16 @@ def run_groups(args, groups: list[tuple[str, int]], done: dict[str, dict], start
             append_cell(args.out, cell)
             log.info("cell %s done in %.0f s (%.2f s per GRPO step)", cell["key"], cell["seconds"]["cell"],
                      cell["seconds"]["per_grpo_step"])
+
+
+def eval_sample(pairs: list, args) -> list:
+    """A seeded sample of ``--eval-pairs`` pairs, in their order (all when there are fewer)."""
+    import random
+
+    if not args.eval_pairs or len(pairs) <= args.eval_pairs:
+        return pairs
+    keep = set(random.Random(args.world_seed).sample(range(len(pairs)), args.eval_pairs))
+    return [p for i, p in enumerate(pairs) if i in keep]
 
 
 def settings(args) -> dict:
@@ -630,9 +637,17 @@ def report(args, seconds: float) -> dict:
     for line in learning_report.warmup_lines(summary):
         print(line)
     t = result["timing"]
+    missing = result["cells"]["missing"]
+    warmups_left = len({(w, int(s[4:]), ARMS[a].prompt) for w, a, s in (k.split("/") for k in missing)}
+                       - {(c["world"], c["seed"], c["warmup"]["format"]) for c in cells})
+    left_s = (len(missing) * t["cell_s"] + warmups_left * t["warmup_s"]) / max(args.jobs, 1)
+    result["timing"]["estimated_left_s"] = round(left_s) if missing else 0
     print(f"\n{len(cells)} of {len(planned)} planned cells; {t['per_grpo_step_s']:.2f} s per GRPO step, "
           f"{t['cell_s']:.0f} s per cell, {t['warmup_s']:.0f} s per warm-up (medians); "
-          f"saved {args.out / 'learning.json'} and learning.png")
+          + (f"{len(missing)} cells and {warmups_left} warm-ups left: about {left_s / 3600:.1f} h at "
+             f"--jobs {args.jobs}; " if missing else "")
+          + f"saved {args.out / 'learning.json'} and learning.png")
+    (args.out / "learning.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     return result
 
 

@@ -148,7 +148,7 @@ def test_table_and_plot(report, tmp_path):
 
 
 MINI = ["--worlds", "notes", "--seeds", "0,1", "--arms", "generic,off,hard", "--steps", "2", "--eval-every", "1",
-        "--queries", "12", "--test-pairs", "6", "--hidden", "32", "--layers", "1", "--vocab", "400",
+        "--queries", "12", "--eval-pairs", "6", "--hidden", "32", "--layers", "1", "--vocab", "400",
         "--warmup-steps", "3", "--prompts", "2", "--generations", "2"]
 
 
@@ -201,7 +201,7 @@ def test_children_split_groups_by_missing_cells(bench):
 def test_both_worlds_every_arm_two_jobs(bench, tmp_path):
     out = tmp_path / "out"
     result = bench.main(["--seeds", "0", "--variant-seeds", "0", "--steps", "2", "--eval-every", "2",
-                         "--queries", "12", "--test-pairs", "6", "--hidden", "32", "--layers", "1", "--vocab", "400",
+                         "--queries", "12", "--eval-pairs", "6", "--hidden", "32", "--layers", "1", "--vocab", "400",
                          "--warmup-steps", "3", "--prompts", "2", "--generations", "2", "--jobs", "2",
                          "--out", str(out), "--work", str(tmp_path / "work")])
     assert result["cells"]["done"] == 2 * len(bench.ARMS) and not result["cells"]["missing"]
