@@ -50,10 +50,16 @@ def t_interval(xs: list[float], level: float = 0.95) -> dict[str, float]:
 
 
 def curves(seeds: dict[int, dict]) -> dict[str, dict[str, list[float]]]:
-    """step -> metric -> [mean, sd, n] over the arm's seeds."""
+    """step -> metric -> [mean, sd, n] over the arm's seeds; per-step accuracy also by step id."""
     steps = sorted({int(s) for cell in seeds.values() for s in cell["curve"]})
-    return {str(step): {m: mean_sd([c["curve"].get(str(step), {}).get(m) for c in seeds.values()])
-                        for m in CURVE_METRICS} for step in steps}
+    out = {}
+    for step in steps:
+        points = [c["curve"].get(str(step), {}) for c in seeds.values()]
+        out[str(step)] = {m: mean_sd([p.get(m) for p in points]) for m in CURVE_METRICS}
+        step_ids = sorted({k for p in points for k in (p.get("step_accuracy_by_step") or {})})
+        out[str(step)]["step_accuracy_by_step"] = {
+            k: mean_sd([(p.get("step_accuracy_by_step") or {}).get(k) for p in points]) for k in step_ids}
+    return out
 
 
 def paired_to_off(arms: dict[str, dict[int, dict]], step: int) -> dict[str, dict[str, dict[str, float]]]:

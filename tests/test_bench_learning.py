@@ -177,6 +177,8 @@ def test_benchmark_end_to_end_arms_differ_and_share_where_they_should(bench, tmp
     assert saved["cells"] == {"done": 6, "planned": 6, "missing": []}
     assert set(saved["summary"]["notes"]["paired_vs_off"]) == {"generic", "hard"}
     assert saved["summary"]["notes"]["paired_vs_off"]["hard"]["label_accuracy"]["n"] == 2
+    by_step = saved["summary"]["notes"]["curves"]["hard"]["2"]["step_accuracy_by_step"]
+    assert set(by_step) == {"provisional", "calibrated"} and by_step["provisional"][2] == 2
     assert (out / "learning.png").stat().st_size > 1000
     assert "warm-up notes/criteria" in capsys.readouterr().out
     # A rerun trains nothing: every cell is done.
