@@ -433,7 +433,8 @@ def run_cell(args, world: World, arm: str, seed: int, warmup: dict, test: EvalSe
         "output_dir": str(run_dir), "num_generations": args.generations, "prompts_per_step": args.prompts,
         "max_completion_length": max_new, "steps": args.steps, "save_steps": 10**6, "lr": args.lr,
         "temperature": args.temperature, "seed": seed,
-        "trl": {"save_strategy": "no", "disable_tqdm": True, "lr_scheduler_type": "constant"},
+        # fp32 pinned, as in the warm-up: the result must not depend on the host's bf16 support
+        "trl": {"save_strategy": "no", "disable_tqdm": True, "lr_scheduler_type": "constant", "bf16": False},
         **copy.deepcopy(ARMS[arm].rl),
     })
     rows = [rl_example(p if kind == "criteria" else p.model_copy(update={"verdicts": None}), world.messages(kind, p))
