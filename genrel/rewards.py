@@ -2,7 +2,7 @@
 
     reward = outcome_weight                                 when the label is right
            = ordinal_weight * ordinal_credit(pred, gold)    when it is wrong
-           + step_weight * step_reward(statuses)            (λ of design.md, 0 by default)
+           + step_weight * step_reward(statuses)            (λ of docs/design.md, 0 by default)
     reward = -format_penalty                                when the completion does not parse
 
 The defaults are the paper's: 1 for the exact grade, 0 otherwise, 0 for a bad format. Pure functions
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from genrel.criteria import Criteria
 from genrel.errors import DataError
 from genrel.grammar import Parsed, ParseError
-from genrel.verify import RIGHT, UNVERIFIABLE, step_status
+from genrel.verify import RIGHT, UNVERIFIABLE, check_gold, step_status
 
 
 class RewardConfig(BaseModel):
@@ -92,7 +92,7 @@ def reward_breakdown(
     """The reward and its parts, for logging: ``reward``, ``outcome``, ``ordinal_credit``,
     ``step_reward`` and ``format_error`` (1 when the completion does not parse)."""
     if isinstance(parsed_or_error, ParseError):
-        step_status(criteria, {}, gold_label, gold_verdicts)  # a bad gold label raises either way
+        check_gold(criteria, gold_label, gold_verdicts)  # a bad gold label raises either way
         return {
             "reward": -cfg.format_penalty,
             "outcome": 0.0,

@@ -38,8 +38,8 @@ from genrel.criteria import Criteria
 from genrel.data import ColumnMapping, Pair, load_pairs
 from genrel.errors import ConfigError, DataError, ModelError
 from genrel.score.base import Scored, argmax_label
-from genrel.score.model_dir import read_model_info
-from genrel.score.progress import progress_bar
+from genrel.models.model_dir import read_model_info
+from genrel.progress import progress_bar
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from genrel.eval.predictions import (
     write_rows,
 )
 from genrel.score.base import Scorer
-from genrel.score.progress import progress_bar
+from genrel.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def evaluate(
     ``predictions.jsonl`` are kept and not scored again. Pairs go to the scorer in chunks of whole
     queries (:func:`query_chunks`); the finished file is in input order."""
     criteria = load_criteria(criteria)
-    threshold_index(criteria, threshold_label)  # fail on a bad threshold before any scoring
+    check_threshold(criteria, threshold_label)  # fail on a bad threshold before any scoring
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}", where="batch_size")
     _check_unique_row_ids(pairs)
@@ -201,15 +201,20 @@ def compute_metrics(rows: Sequence[dict[str, Any]], criteria: Criteria, threshol
 def threshold_index(criteria: Criteria, threshold_label: str | None) -> int:
     """Position of the binary threshold label; by default the label at position L // 2 (for a
     4-point scale the third label, e.g. trec-dl ``highly``, TREC's binary cut)."""
+    check_threshold(criteria, threshold_label)
     if threshold_label is None:
         return len(criteria.labels) // 2
-    if threshold_label not in criteria.label_names:
+    return criteria.label_index(threshold_label)
+
+
+def check_threshold(criteria: Criteria, threshold_label: str | None) -> None:
+    """A :class:`ConfigError` unless ``threshold_label`` is None (the default cut) or a label of ``criteria``."""
+    if threshold_label is not None and threshold_label not in criteria.label_names:
         raise ConfigError(
             f"threshold label '{threshold_label}' is not a label of criteria '{criteria.name}'",
             where="threshold",
             hint=f"labels: {', '.join(criteria.label_names)}",
         )
-    return criteria.label_index(threshold_label)
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> Path:

@@ -3,14 +3,14 @@
 :class:`SAMGRPOTrainer` overrides one hook, ``_generate_and_score_completions``: it calls TRL's, then
 decodes the completions, parses them against the criteria, verifies each step against the gold label,
 aligns step spans to completion tokens and replaces ``out["advantages"]`` ([B], one per completion) with
-:func:`genrel.sam.sam_advantages` ([B, T]). TRL's ``_compute_loss`` multiplies the per-token ratios by
+:func:`genrel.sam.masking.sam_advantages` ([B, T], its mask computed once). TRL's ``_compute_loss`` multiplies the per-token ratios by
 ``advantages`` and only unsqueezes a [B] tensor, so a [B, T] tensor reaches the clipped surrogate
 unchanged for the ``grpo``, ``dapo``, ``bnpo`` and ``dr_grpo`` loss types. No TRL method body is copied;
 ``tool_mask`` and the Liger loss are not used (both would change the loss).
 
 The reward function wraps :func:`genrel.rewards.completion_reward`; metrics (``sam/``, ``steps/``,
 ``eval/label_accuracy``, ``format_error_rate``) go to TRL's log every step and, with TRL's own, to
-``metrics.jsonl`` through :class:`MetricsFile`. Shape letters are those of :mod:`genrel.sam`.
+``metrics.jsonl`` through :class:`genrel.train.callbacks.MetricsFile`. Shape letters are those of :mod:`genrel.sam`.
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import TrainerCallback
 from trl import GRPOTrainer
 
 from genrel.criteria import Criteria
 from genrel.grammar import Parsed, ParseError, try_parse
 from genrel.rewards import RewardConfig, completion_reward
-from genrel.sam import masked_tokens, renormalize_kept, sam_advantages, token_step_index
-from genrel.train.rl import GOLD_LABEL, GOLD_VERDICTS, SAMSettings
-from genrel.verify import RIGHT, UNVERIFIABLE, WRONG, consistent, step_status
+from genrel.sam.alignment import token_step_index
+from genrel.sam.masking import masked_advantages, masked_tokens, renormalize_kept
+from genrel.train.rl_config import GOLD_LABEL, GOLD_VERDICTS, SAMSettings
+from genrel.verify import UNVERIFIABLE, consistent, status_counts, step_status
 
 
 class SAMGRPOTrainer(GRPOTrainer):
@@ -58,7 +58,7 @@ class SAMGRPOTrainer(GRPOTrainer):
         status = status.view(len(batch.statuses), len(self.criteria.steps))  # [B, K] even when B or K is 0
         token_step = self._token_steps(out["completion_ids"], mask, batch.spans)  # [B, T]
         masked = masked_tokens(advantages, token_step, status, self.sam.mode)  # [B, T]
-        token_adv = sam_advantages(advantages, token_step, status, self.sam.mode, self.sam.alpha)  # [B, T]
+        token_adv = masked_advantages(advantages, masked, self.sam.mode, self.sam.alpha)  # [B, T]
         if self.sam.renormalize:
             token_adv = renormalize_kept(token_adv, ~masked, mask, self.loss_type)  # [B, T]
         return token_adv, masked
@@ -104,10 +104,8 @@ class VerifiedBatch:
         right_labels = sum(isinstance(p, Parsed) and p.label == g for p, g in zip(self.parsed, self.gold))
         n_consistent = sum(consistent(criteria, p.verdicts, p.label) for p in parsed)
         out = [len(self.parsed), len(self.parsed) - len(parsed), right_labels, len(parsed), n_consistent]
-        for k, step in enumerate(criteria.steps):
-            if step.checked:
-                column = [row[k] for row in self.statuses]
-                out += [sum(s == RIGHT for s in column), sum(s in (RIGHT, WRONG) for s in column)]
+        for right, verified in status_counts(criteria, self.statuses).values():
+            out += [right, verified]
         return out
 
 
@@ -189,57 +187,3 @@ _gold_verdicts = gold_verdicts  # label_reward's keyword argument shadows the fu
 def reward_functions(criteria: Criteria, reward_config: RewardConfig) -> list:
     """TRL reward functions; a ``functools.partial`` keeps the function's name in TRL's logs."""
     return [functools.partial(label_reward, criteria=criteria, reward_config=reward_config)]
-
-
-class MetricsFile(TrainerCallback):
-    """Appends every log record, with its step, to ``metrics.jsonl`` (main process only)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"step": state.global_step, **{k: _jsonable(v) for k, v in logs.items()}}
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-
-
-class RLProgress(TrainerCallback):
-    """One progress bar with reward, label accuracy, format-error rate and seconds per step, in place of
-    TRL's bar that also prints every log record as a dict (hidden off a terminal, like every bar here)."""
-
-    SHOWN = {"reward": "reward", "eval/label_accuracy": "acc", "format_error_rate": "fmt_err", "step_time": "s/step"}
-
-    def __init__(self):
-        self.bar = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        from genrel.score.progress import progress_bar
-
-        if state.is_world_process_zero:
-            self.bar = progress_bar(state.max_steps, "rl", unit="step")
-            self.bar.update(state.global_step)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.update(state.global_step - self.bar.n)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.bar is not None and logs:
-            shown = {name: logs[key] for key, name in self.SHOWN.items() if isinstance(logs.get(key), (int, float))}
-            self.bar.set_postfix({name: f"{value:.3g}" for name, value in shown.items()})
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -8,7 +8,7 @@ a per-request timeout and exponential backoff on 429, 5xx, timeouts and dropped 
 finished (pair, sample) becomes one JSON line, appended, flushed and fsynced as it arrives; a rerun skips
 the (row_id, sample) pairs already in the file and ignores (and cuts off) a partial last line left by a
 crash, so nothing is done twice and nothing is lost. A line is ``accepted`` when its label is the gold
-label and no verifiable step is wrong (rejection sampling, design.md "Pipeline" step 2);
+label and no verifiable step is wrong (rejection sampling, docs/training.md);
 :func:`accepted_traces` reads those back for SFT.
 
 Trace line: ``row_id, qid, docid, sample, model, completion, finish_reason, label, verdicts, error,
@@ -120,7 +120,7 @@ def run_teacher(cfg: TeacherConfig, *, progress: bool = True) -> TeacherResult:
     result = TeacherResult(out, skipped=len(pairs) * samples - len(todo))
     if result.skipped:
         logger.info("resuming %s: %d trace(s) already there, %d to go", out, result.skipped, len(todo))
-    from genrel.score.progress import progress_bar
+    from genrel.progress import progress_bar
 
     with TraceWriter(out) as writer, progress_bar(len(todo), "teacher", unit="trace", enabled=progress) as bar:
         if cfg.from_gold:
