@@ -77,9 +77,12 @@ def completion_reward(
     criteria: Criteria,
     cfg: RewardConfig,
     gold_verdicts: dict[str, str] | None = None,
+    *,
+    statuses: list[int] | None = None,
 ) -> float:
-    """The scalar reward of one completion (see the module docstring for the formula)."""
-    return reward_breakdown(parsed_or_error, gold_label, criteria, cfg, gold_verdicts)["reward"]
+    """The scalar reward of one completion (see the module docstring for the formula); ``statuses``:
+    its step statuses when the caller already has them (:func:`genrel.verify.step_status`)."""
+    return reward_breakdown(parsed_or_error, gold_label, criteria, cfg, gold_verdicts, statuses=statuses)["reward"]
 
 
 def reward_breakdown(
@@ -88,6 +91,8 @@ def reward_breakdown(
     criteria: Criteria,
     cfg: RewardConfig,
     gold_verdicts: dict[str, str] | None = None,
+    *,
+    statuses: list[int] | None = None,
 ) -> dict[str, float]:
     """The reward and its parts, for logging: ``reward``, ``outcome``, ``ordinal_credit``,
     ``step_reward`` and ``format_error`` (1 when the completion does not parse)."""
@@ -101,7 +106,8 @@ def reward_breakdown(
             "format_error": 1.0,
         }
     pred = parsed_or_error.label
-    statuses = step_status(criteria, parsed_or_error.verdicts, gold_label, gold_verdicts)
+    if statuses is None:
+        statuses = step_status(criteria, parsed_or_error.verdicts, gold_label, gold_verdicts)
     outcome = outcome_reward(pred, gold_label)
     credit = ordinal_credit(pred, gold_label, criteria)
     steps = step_reward(statuses)

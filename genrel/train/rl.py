@@ -58,7 +58,8 @@ def run_rl(cfg: RLStageConfig, callbacks: list | tuple = ()) -> RLResult:
     checkpoint = prepare_run_dir(run_dir, cfg.resume)
     save_config(cfg, run_dir)
     args = grpo_args(cfg)  # before the model: under DeepSpeed ZeRO-3 this makes loading shard the weights
-    model, tokenizer = load_model(cfg.model, dtype=base_dtype(cfg.dtype, cfg.lora is not None), for_training=True)  # on CPU; trainer places it
+    # On CPU in train mode; the trainer places it.
+    model, tokenizer = load_model(cfg.model, dtype=base_dtype(cfg.dtype, cfg.lora is not None), for_training=True)
     dataset = build_rl_dataset(cfg, criteria, tokenizer)
     trainer = build_trainer(cfg, criteria, model, tokenizer, dataset, args=args, callbacks=callbacks)
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -110,16 +111,19 @@ def build_trainer(cfg: RLStageConfig, criteria: Criteria, model, tokenizer, data
     from transformers import PrinterCallback, ProgressCallback
 
     from genrel.train.callbacks import MetricsFile, RLProgress
-    from genrel.train.rl_trainer import SAMGRPOTrainer, reward_functions
+    from genrel.train.rl_trainer import SAMGRPOTrainer, VerifiedCompletions, reward_functions
 
     if tokenizer.pad_token is None:  # TRL pads prompts and completions
         tokenizer.pad_token = tokenizer.eos_token
     trainer_class = trainer_class or SAMGRPOTrainer
-    sam = {"criteria": criteria, "sam": cfg.sam} if issubclass(trainer_class, SAMGRPOTrainer) else {}
+    verified = VerifiedCompletions(criteria)  # one parse and verification per completion, reward and SAM
+    sam = {"criteria": criteria, "sam": cfg.sam, "verified": verified}
+    if not issubclass(trainer_class, SAMGRPOTrainer):
+        sam = {}
     trainer = trainer_class(
         model=model,
         processing_class=tokenizer,
-        reward_funcs=reward_functions(criteria, cfg.rewards),
+        reward_funcs=reward_functions(criteria, cfg.rewards, verified),
         args=args or grpo_args(cfg),
         train_dataset=dataset,
         peft_config=lora_config(cfg.lora),

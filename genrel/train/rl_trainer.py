@@ -1,10 +1,11 @@
 """The TRL adapter: ``GRPOTrainer`` with per-token advantages from Stepwise Advantage Masking.
 
 :class:`SAMGRPOTrainer` overrides one hook, ``_generate_and_score_completions``: it calls TRL's, then
-decodes the completions, parses them against the criteria, verifies each step against the gold label,
-aligns step spans to completion tokens and replaces ``out["advantages"]`` ([B], one per completion) with
-:func:`genrel.sam.masking.sam_advantages` ([B, T], its mask computed once). TRL's ``_compute_loss`` multiplies the per-token ratios by
-``advantages`` and only unsqueezes a [B] tensor, so a [B, T] tensor reaches the clipped surrogate
+decodes the completions, takes their parse and step statuses from :class:`VerifiedCompletions` (filled
+by the reward function, so each completion is parsed and verified once per batch), aligns step spans to
+completion tokens and replaces ``out["advantages"]`` ([B], one per completion) with SAM's [B, T]
+advantages (:mod:`genrel.sam.masking`, the mask computed once). TRL's ``_compute_loss`` multiplies the
+per-token ratios by ``advantages`` and only unsqueezes a [B] tensor, so a [B, T] tensor reaches the clipped surrogate
 unchanged for the ``grpo``, ``dapo``, ``bnpo`` and ``dr_grpo`` loss types. No TRL method body is copied;
 ``tool_mask`` and the Liger loss are not used (both would change the loss).
 
@@ -37,14 +38,17 @@ from genrel.verify import UNVERIFIABLE, consistent, status_counts, step_status
 class SAMGRPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` + SAM. Extra keyword arguments: ``criteria`` and ``sam`` (:class:`SAMSettings`)."""
 
-    def __init__(self, *args, criteria: Criteria, sam: SAMSettings | None = None, **kwargs):
+    def __init__(self, *args, criteria: Criteria, sam: SAMSettings | None = None,
+                 verified: VerifiedCompletions | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.criteria = criteria
         self.sam = sam or SAMSettings()
+        self.verified = verified or VerifiedCompletions(criteria)  # shared with the reward function
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         out = super()._generate_and_score_completions(inputs)
-        batch = verify_completions(self.criteria, completion_texts(self.processing_class, out), inputs)
+        texts = completion_texts(self.processing_class, out)
+        batch = verify_completions(self.criteria, texts, inputs, self.verified)
         masked = None
         if self.sam.mode != "off":
             out["advantages"], masked = self._sam_token_advantages(out, batch)
@@ -134,20 +138,47 @@ def completion_texts(tokenizer, out: dict[str, Any]) -> list[str]:
     return tokenizer.batch_decode(rows, skip_special_tokens=True)
 
 
-def verify_completions(criteria: Criteria, texts: list[str], inputs: list[dict[str, Any]]) -> VerifiedBatch:
-    """Parse (strictly) and verify every completion against its row's gold label and verdicts. An
-    unparseable completion has no spans and every step unverifiable, so SAM leaves it alone."""
+class VerifiedCompletions:
+    """Each completion of a generation batch parsed (strictly) and verified once: the reward function
+    fills it, the SAM hook reads it. Keyed by completion text, gold label and gold verdicts; it holds
+    one batch (the reward function's call starts a new one), and a text it does not hold is parsed then."""
+
+    def __init__(self, criteria: Criteria):
+        self.criteria = criteria
+        self._rows: dict[tuple[str, str, str], tuple[Parsed | ParseError, list[int]]] = {}
+
+    def new_batch(self) -> None:
+        self._rows.clear()
+
+    def get(self, text: str, gold: str, verdicts: str | dict | None) -> tuple[Parsed | ParseError, list[int]]:
+        """(parse result, step statuses [K]); an unparseable completion has every step unverifiable."""
+        as_text = verdicts if isinstance(verdicts, str) or verdicts is None else json.dumps(verdicts, sort_keys=True)
+        key = (text, gold, as_text)
+        found = self._rows.get(key)
+        if found is None:
+            result = try_parse(text, self.criteria)
+            if isinstance(result, Parsed):
+                statuses = step_status(self.criteria, result.verdicts, gold, gold_verdicts(verdicts))
+            else:
+                statuses = [UNVERIFIABLE] * len(self.criteria.steps)
+            found = self._rows[key] = (result, statuses)
+        return found
+
+
+def verify_completions(criteria: Criteria, texts: list[str], inputs: list[dict[str, Any]],
+                       verified: VerifiedCompletions | None = None) -> VerifiedBatch:
+    """Every completion parsed and verified against its row's gold label and verdicts (through
+    ``verified``, where the reward function already did it). An unparseable completion has no spans
+    and every step unverifiable, so SAM leaves it alone."""
+    verified = verified or VerifiedCompletions(criteria)
     parsed, gold, statuses, spans = [], [], [], []
     for text, row in zip(texts, inputs, strict=True):
-        result = try_parse(text, criteria)
-        label, verdicts = row[GOLD_LABEL], gold_verdicts(row.get(GOLD_VERDICTS))
+        label = row[GOLD_LABEL]
+        result, row_status = verified.get(text, label, row.get(GOLD_VERDICTS))
         row_spans: list[tuple[int, int] | None] = [None] * len(criteria.steps)
         if isinstance(result, Parsed):
             for step in result.steps:
                 row_spans[step.index] = step.span
-            row_status = step_status(criteria, result.verdicts, label, verdicts)
-        else:
-            row_status = [UNVERIFIABLE] * len(criteria.steps)
         parsed.append(result)
         gold.append(label)
         statuses.append(row_status)
@@ -170,20 +201,24 @@ def completion_text(completion: str | list[dict[str, str]]) -> str:
 
 def label_reward(
     completions: list, gold_label: list[str], gold_verdicts: list[str] | None = None, *,
-    criteria: Criteria, reward_config: RewardConfig, **_: Any,
+    criteria: Criteria, reward_config: RewardConfig, verified: VerifiedCompletions | None = None, **_: Any,
 ) -> list[float]:
-    """The outcome reward of each completion (:func:`genrel.rewards.completion_reward`), strict parsing."""
+    """The outcome reward of each completion (:func:`genrel.rewards.completion_reward`), strict parsing;
+    each completion's parse and step statuses are kept in ``verified`` for the SAM hook."""
+    verified = verified or VerifiedCompletions(criteria)
+    verified.new_batch()
     verdict_rows = gold_verdicts or [None] * len(completions)
-    return [
-        completion_reward(try_parse(completion_text(c), criteria), gold, criteria, reward_config,
-                          _gold_verdicts(v))
-        for c, gold, v in zip(completions, gold_label, verdict_rows, strict=True)
-    ]
+    rewards = []
+    for c, gold, v in zip(completions, gold_label, verdict_rows, strict=True):
+        parsed, statuses = verified.get(completion_text(c), gold, v)
+        rewards.append(completion_reward(parsed, gold, criteria, reward_config, _gold_verdicts(v), statuses=statuses))
+    return rewards
 
 
 _gold_verdicts = gold_verdicts  # label_reward's keyword argument shadows the function name
 
 
-def reward_functions(criteria: Criteria, reward_config: RewardConfig) -> list:
+def reward_functions(criteria: Criteria, reward_config: RewardConfig,
+                     verified: VerifiedCompletions | None = None) -> list:
     """TRL reward functions; a ``functools.partial`` keeps the function's name in TRL's logs."""
-    return [functools.partial(label_reward, criteria=criteria, reward_config=reward_config)]
+    return [functools.partial(label_reward, criteria=criteria, reward_config=reward_config, verified=verified)]
