@@ -14,7 +14,7 @@ import pytest
 from genrel.criteria import load_criteria
 from genrel.data import Pair, write_pairs_jsonl
 from genrel.distill import DistillConfig, LabelConfig, build_distill_set, read_labels, run_distill, run_label, teacher_fields
-from genrel.distill.labels_file import TeacherLabel, append_records, open_for_append
+from genrel.distill.labels_file import TeacherLabel, append_records, labelled_ids
 from genrel.errors import ConfigError, DataError, MissingExtraError, ModelError
 from genrel.grammar import LABEL_OPEN
 from genrel.score.base import Scored
@@ -174,7 +174,7 @@ def test_labels_file_torn_and_bad_lines(tmp_path):
     with open(path, "a") as f:
         f.write('{"row_id": "t2", "soft')
     assert [t.pair.row_id for t in read_labels(path, CRITERIA)] == ["t0", "t1"]
-    assert open_for_append(path) == {"t0", "t1"} and path.read_text().endswith("}\n")
+    assert labelled_ids(path) == {"t0", "t1"} and path.read_text().endswith("}\n")
     append_records(path, [_label_row(2, GOOD)])
     assert [t.pair.row_id for t in read_labels(path, CRITERIA)] == ["t0", "t1", "t2"]
 
@@ -184,7 +184,7 @@ def test_labels_file_torn_and_bad_lines(tmp_path):
     middle = tmp_path / "middle.jsonl"
     middle.write_text(json.dumps(_label_row(0, GOOD)) + "\n{oops\n" + json.dumps(_label_row(1, GOOD)) + "\n")
     with pytest.raises(DataError, match=r"middle\.jsonl:2"):
-        open_for_append(middle)
+        labelled_ids(middle)
 
 
 # -- the training set ----------------------------------------------------------------------------------

@@ -162,6 +162,19 @@ def test_every_yaml_under_configs_loads():
     assert {path.relative_to(REPO / "configs").parts[0] for path in files} == folders
 
 
+def test_cli_bad_config_is_one_line_and_exit_code_2(tmp_path):
+    """Through the real entry point (``python -m genrel``, i.e. ``main()``), not CliRunner, which bypasses
+    main()'s error handling: exit code 2 and one line on stderr, no traceback."""
+    path = tmp_path / "rl.yaml"
+    path.write_text("data: {train: x.jsonl}\n")
+    cmd = [sys.executable, "-m", "genrel", "rl", "--config", str(path), "--set", "loss_type=sapo"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "loss_type" in lines[0] and "sapo" in lines[0]
+
+
 # ------------------------------------------------------------------------------------ the TRL hook
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from genrel.criteria import Criteria, load_criteria
 from genrel.data.pair import Pair
-from genrel.errors import DataError, ModelError
+from genrel.errors import ModelError
 from genrel.score.calibration import fit_temperature, nll
 from genrel.distill.targets import target_distributions
 from genrel.models.device import resolve_device

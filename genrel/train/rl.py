@@ -35,9 +35,10 @@ from genrel.train.rl_config import (  # noqa: F401  (the config classes are part
     SAMSettings,
 )
 from genrel.train.run_dir import METRICS_FILE, prepare_run_dir, save_config, save_final
-from genrel.train.trl_options import base_dtype, check_trl_options, trl_config  # noqa: F401 (check_trl_options: API)
+from genrel.train.trl_options import base_dtype, check_trl_options, trl_config
 
 logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class RLResult:
