@@ -2,8 +2,9 @@
 
 Statuses are ``1`` right, ``0`` wrong, ``-1`` unverifiable (a free step, a missing verdict, or a gold label
 the step's ``expect`` does not cover and no per-example gold verdict for the step). Per-example gold
-verdicts override ``expect``. Provisional steps follow docs/design.md ("Verification and the provisional rule"): a wrong provisional step followed by
-any right checked step is unverifiable, since the later step corrected it.
+verdicts override ``expect``. Provisional steps follow docs/design.md ("Verification and the provisional
+rule"): a wrong provisional step followed by any right checked step is unverifiable, since the later
+step corrected it.
 
 This module works on verdict dicts, not on text: parsing is :mod:`genrel.grammar`'s job, turning
 statuses into rewards or token masks is :mod:`genrel.rewards`' and :mod:`genrel.sam`'s.
