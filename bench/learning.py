@@ -309,7 +309,7 @@ class EvalSet:
 
     @classmethod
     def build(cls, world: World, kind: str, pairs: list) -> EvalSet:
-        from genrel.score.lm import chat_prompt
+        from genrel.prompt import chat_prompt
 
         prompts = [chat_prompt(world.tokenizer, world.messages(kind, p)) for p in pairs]
         verdicts = [(p.verdicts or {}) if kind == "criteria" else {} for p in pairs]
@@ -420,7 +420,8 @@ def run_cell(args, world: World, arm: str, seed: int, warmup: dict, test: EvalSe
     from transformers import TrainerCallback
 
     from genrel.models.tiny import tiny_causal_lm
-    from genrel.train.rl import RLStageConfig, build_trainer, rl_example
+    from genrel.train.rl import build_trainer, rl_example
+    from genrel.train.rl_config import RLStageConfig
     from genrel.train.rl_trainer import SAMGRPOTrainer
 
     kind = ARMS[arm].prompt
