@@ -475,6 +475,7 @@ def run_cell(args, world: World, arm: str, seed: int, warmup: dict, test: EvalSe
         "data_order_head": order[:2],
         "prompt_example": trainer.processing_class.apply_chat_template(rows[0]["prompt"], tokenize=False),
         "max_completion_tokens": max_new,
+        "bf16": bool(trainer.args.bf16), "commit": _git_commit(),  # what ran, to spot a changed checkout
         "seconds": {"grpo_and_eval": round(total, 1), "eval": round(timing["eval"], 1),
                     "per_grpo_step": round((total - timing["eval"]) / args.steps, 3)},
     }

@@ -168,6 +168,7 @@ def test_benchmark_end_to_end_arms_differ_and_share_where_they_should(bench, tmp
         assert "provisional" not in generic["prompt_example"] and "Reason in these steps" not in generic["prompt_example"]
         assert "provisional" in off["prompt_example"] and "Reason in these steps" in off["prompt_example"]
         assert generic["max_completion_tokens"] < off["max_completion_tokens"]
+        assert not off["bf16"] and not generic["bf16"]  # fp32 pinned whatever the host supports
         assert set(off["curve"]) == {"0", "1", "2"} and off["curve"]["0"] == off["warmup"]["test"]
         assert len(hard["train"]["sam/masked_token_share"]) == 2 and "steps/provisional_accuracy" in hard["train"]
         assert all(x in (0, 0.0, None) for x in off["train"]["sam/masked_token_share"])  # off masks nothing
