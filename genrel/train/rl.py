@@ -28,12 +28,25 @@ from genrel.data import ColumnMapping, Pair, load_pairs
 from genrel.errors import ConfigError, DataError
 from genrel.models.lora import LoraSettings, lora_config
 from genrel.rewards import RewardConfig
+from genrel.train.pass_filter import FILTER_DIR, FilterSettings, filter_by_pass_rate, trainer_sampler
 from genrel.train.run_dir import (
     CONFIG_FILE,
     METRICS_FILE,
     fitted_messages,
     prepare_run_dir,
     save_final,
+)
+from genrel.train.sampling import MIX_FILE, SampleSettings, sample_indices
+from genrel.train.stages import StageSpec, run_stages
+from genrel.train.validation import OWNED_OPTIONS as VALIDATION_OWNED_OPTIONS
+from genrel.train.validation import (
+    DevValidator,
+    ValidationSettings,
+    dev_pairs,
+    dev_schedule,
+    load_best,
+    trainer_options,
+    with_dev_evaluation,
 )
 
 logger = logging.getLogger(__name__)
@@ -62,6 +75,7 @@ OWNED_TRL_OPTIONS = {
     "use_liger_kernel": "nothing: SAM needs TRL's own loss, which takes per-token advantages",
     "remove_unused_columns": "nothing: the reward needs the gold columns",
     "use_cpu": "nothing: CPU is used when no CUDA device is visible",
+    **VALIDATION_OWNED_OPTIONS,
 }
 
 
@@ -93,6 +107,12 @@ class DataSettings(BaseModel):
     on_error: Literal["fail", "skip"] = Field(default="fail", description="Bad rows: fail, or skip them.")
     max_pairs: int | None = Field(default=None, ge=1, description="Train on a seeded random sample of this many.")
     max_document_chars: int | None = Field(default=None, ge=1, description="Cut documents to this many characters.")
+    sample: SampleSettings = Field(
+        default_factory=SampleSettings, description="Label mix trained on: as_is, label_uniform, label_weights."
+    )
+    dev: str | None = Field(
+        default=None, description="Judged dev pairs scored during training (see `validation`); same mapping."
+    )
 
 
 class RLStageConfig(StageConfig):
@@ -111,6 +131,9 @@ class RLStageConfig(StageConfig):
         default=None, ge=1, description="Completions per device per forward/backward; default: all at once."
     )
     beta: float = Field(default=0.0, ge=0.0, description="KL coefficient (0: no reference model).")
+    advantage_clip: float | None = Field(
+        default=None, gt=0.0, description="Clamp TRL's group advantages to [-x, x] before SAM (paper: 3)."
+    )
     loss_type: str = Field(default="grpo", description="One of grpo, dapo, bnpo, dr_grpo.")
     lora: LoraSettings | None = Field(default=None, description="Train a LoRA adapter; absent: full fine-tuning.")
     max_prompt_length: int | None = Field(
@@ -127,6 +150,13 @@ class RLStageConfig(StageConfig):
     save_steps: int = Field(default=50, ge=1, description="Checkpoint every this many steps.")
     resume: bool = Field(default=False, description="Continue from the last checkpoint in output_dir.")
     seed: int = 0
+    validation: ValidationSettings = Field(
+        default_factory=ValidationSettings, description="Dev scoring during training (with data.dev)."
+    )
+    filter: FilterSettings | None = Field(default=None, description="Offline pass-rate filter of the training prompts.")
+    stages: list[StageSpec] | None = Field(
+        default=None, min_length=1, description="A curriculum: stages run in order, each from the previous model."
+    )
     trl: dict[str, Any] = Field(default_factory=dict, description="Other trl.GRPOConfig options, passed through.")
 
     @field_validator("loss_type")
@@ -153,6 +183,15 @@ class RLStageConfig(StageConfig):
             raise ValueError("field 'sam.renormalize': needs a masking mode, not 'off'")
         return self
 
+    @model_validator(mode="after")
+    def _select_best_needs_dev(self) -> RLStageConfig:
+        if self.validation.select_best is not None and self.data.dev is None:
+            raise ValueError("field 'validation.select_best': needs a dev set (data.dev)")
+        names = [s.name for s in self.stages or [] if s.name is not None]
+        if len(names) != len(set(names)):
+            raise ValueError("field 'stages': stage names must differ")
+        return self
+
 
 @dataclass(frozen=True)
 class RLResult:
@@ -162,10 +201,14 @@ class RLResult:
     final_dir: Path
     global_step: int
     metrics_path: Path
+    selected_step: int | None = None  # the step kept as final/ by validation.select_best (None: the last)
 
 
 def run_rl(cfg: RLStageConfig, callbacks: list | tuple = ()) -> RLResult:
-    """Train with GRPO + SAM as ``cfg`` says; ``callbacks`` are extra ``transformers.TrainerCallback``s."""
+    """Train with GRPO + SAM as ``cfg`` says (each of ``cfg.stages`` in turn, when given); ``callbacks``
+    are extra ``transformers.TrainerCallback``s."""
+    if cfg.stages:
+        return run_curriculum(cfg, callbacks)
     from genrel.models.load import load_model
 
     criteria = load_criteria(cfg.criteria)
@@ -175,14 +218,45 @@ def run_rl(cfg: RLStageConfig, callbacks: list | tuple = ()) -> RLResult:
         cfg.save(run_dir / CONFIG_FILE)
     args = grpo_args(cfg)  # before the model: under DeepSpeed ZeRO-3 this makes loading shard the weights
     model, tokenizer = load_model(cfg.model, dtype=model_dtype(cfg), for_training=True)  # on CPU; trainer places it
-    dataset = build_rl_dataset(cfg, criteria, tokenizer)
-    trainer = build_trainer(cfg, criteria, model, tokenizer, dataset, args=args, callbacks=callbacks)
+    pairs, rows = candidate_rows(cfg, criteria, tokenizer)
+    trainer = build_trainer(cfg, criteria, model, tokenizer, training_dataset(cfg, criteria, rows, record=False),
+                            args=args, callbacks=callbacks, validator=build_validator(cfg, criteria))
+    if cfg.filter is not None:  # sampled with the starting model, through the trainer's rollout path
+        pairs, rows = filter_by_pass_rate(pairs, rows, criteria, cfg.filter, run_dir / FILTER_DIR,
+                                          trainer_sampler(trainer, cfg.filter.batch_size),
+                                          main_process=trainer.accelerator.is_main_process)
+    trainer.train_dataset = training_dataset(cfg, criteria, rows)
     trainer.train(resume_from_checkpoint=checkpoint)
+    selected = load_best(trainer, cfg.validation)
+    info = {"selected_step": selected.step, "selected_by": f"dev {selected.metric}",
+            "selected_value": selected.value} if selected else {}
     final_dir = save_final(
         trainer, tokenizer, run_dir, criteria, lora=cfg.lora is not None, created_by="genrel rl",
-        max_length=cfg.max_prompt_length or 1024, base_model=cfg.model, sam=cfg.sam.model_dump(),
+        max_length=cfg.max_prompt_length or 1024, base_model=cfg.model, sam=cfg.sam.model_dump(), **info,
     )
-    return RLResult(run_dir, final_dir, trainer.state.global_step, run_dir / METRICS_FILE)
+    return RLResult(run_dir, final_dir, trainer.state.global_step, run_dir / METRICS_FILE,
+                    selected.step if selected else None)
+
+
+def run_curriculum(cfg: RLStageConfig, callbacks: list | tuple = ()) -> RLResult:
+    """``cfg.stages`` in order (:mod:`genrel.train.stages`); the result points at the last stage."""
+    run_dir = Path(cfg.output_dir)
+    if os.environ.get("RANK", "0") == "0":
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(run_dir / CONFIG_FILE)
+    finished = run_stages(cfg, run_rl, callbacks)
+    last = finished[-1]
+    return RLResult(run_dir, run_dir / "final", sum(s.global_step for s in finished),
+                    Path(last.dir) / METRICS_FILE, last.selected_step)
+
+
+def build_validator(cfg: RLStageConfig, criteria: Criteria) -> DevValidator | None:
+    """The dev-set scorer of ``data.dev`` (None without one)."""
+    if cfg.data.dev is None:
+        return None
+    pairs = dev_pairs(cfg.data.dev, criteria, cfg.data.mapping, cfg.data.on_error, cfg.validation, cfg.seed)
+    return DevValidator(pairs, criteria, cfg.validation, cfg.validation.max_new_tokens or cfg.max_completion_length,
+                        cfg.max_prompt_length, cfg.seed)
 
 
 def model_dtype(cfg: RLStageConfig) -> str:
@@ -198,26 +272,49 @@ def model_dtype(cfg: RLStageConfig) -> str:
 
 
 def build_rl_dataset(cfg: RLStageConfig, criteria: Criteria, tokenizer):
-    """A ``datasets.Dataset`` with ``prompt`` (chat messages) and the gold columns the reward reads."""
-    from datasets import Dataset
+    """A ``datasets.Dataset`` with ``prompt`` (chat messages) and the gold columns the reward reads:
+    the candidate rows in the label mix of ``data.sample`` (no pass-rate filter; :func:`run_rl` adds it)."""
+    return training_dataset(cfg, criteria, candidate_rows(cfg, criteria, tokenizer)[1])
 
+
+def candidate_rows(cfg: RLStageConfig, criteria: Criteria, tokenizer) -> tuple[list[Pair], list[dict[str, Any]]]:
+    """(pairs, training rows) aligned: the judged pairs (a seeded sample of ``max_pairs``) whose prompt fits."""
     pairs = load_pairs(cfg.data.train, criteria, cfg.data.mapping, on_error=cfg.data.on_error).pairs
     if cfg.data.max_pairs is not None and len(pairs) > cfg.data.max_pairs:
         pairs = random.Random(cfg.seed).sample(pairs, cfg.data.max_pairs)
-    rows, too_long = [], 0
+    kept, rows, too_long = [], [], 0
     for pair in pairs:
         messages = fitted_messages(criteria, pair, tokenizer, cfg.max_prompt_length, cfg.data.max_document_chars)
         if messages is None:
             too_long += 1
             continue
+        kept.append(pair)
         rows.append(rl_example(pair, messages))
     if too_long:
         logger.warning("%d pair(s) left out: even without a document their prompt exceeds %d tokens",
                        too_long, cfg.max_prompt_length)
+    return kept, rows
+
+
+def training_dataset(cfg: RLStageConfig, criteria: Criteria, rows: list[dict[str, Any]], record: bool = True):
+    """The rows drawn by ``data.sample``, as a ``datasets.Dataset``; with ``record`` the label mix goes
+    to ``output_dir/data_mix.json`` (main process)."""
+    from datasets import Dataset
+
+    if len(rows) < cfg.prompts_per_step:
+        left = " after the pass-rate filter (see filter/pass_rates.jsonl)" if cfg.filter is not None else ""
+        raise DataError(f"{len(rows)} usable pair(s){left}, fewer than prompts_per_step={cfg.prompts_per_step}",
+                        where=cfg.data.train)
+    indices, mix = sample_indices([r[GOLD_LABEL] for r in rows], criteria, cfg.data.sample, cfg.seed)
+    rows = [rows[i] for i in indices]
     if len(rows) < cfg.prompts_per_step:
         raise DataError(
             f"{len(rows)} usable pair(s), fewer than prompts_per_step={cfg.prompts_per_step}", where=cfg.data.train
         )
+    if record and os.environ.get("RANK", "0") == "0":
+        path = Path(cfg.output_dir) / MIX_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"data": cfg.data.train, **mix}, indent=2) + "\n", encoding="utf-8")
     return Dataset.from_list(rows)
 
 
@@ -232,9 +329,10 @@ def rl_example(pair: Pair, messages: list[dict[str, str]]) -> dict[str, Any]:
 
 
 def build_trainer(cfg: RLStageConfig, criteria: Criteria, model, tokenizer, dataset, *, args=None,
-                  callbacks: list | tuple = (), trainer_class=None):
+                  callbacks: list | tuple = (), trainer_class=None, validator: DevValidator | None = None):
     """The configured :class:`SAMGRPOTrainer`, or ``trainer_class``: a subclass (scripted rollouts) or
-    plain ``trl.GRPOTrainer`` (baselines), which gets no SAM arguments."""
+    plain ``trl.GRPOTrainer`` (baselines), which gets no SAM arguments. With ``validator`` the trainer
+    scores the dev set every ``validation.eval_steps`` (:mod:`genrel.train.validation`)."""
     from transformers import PrinterCallback, ProgressCallback
 
     from genrel.train.rl_trainer import MetricsFile, RLProgress, SAMGRPOTrainer, reward_functions
@@ -242,7 +340,11 @@ def build_trainer(cfg: RLStageConfig, criteria: Criteria, model, tokenizer, data
     if tokenizer.pad_token is None:  # TRL pads prompts and completions
         tokenizer.pad_token = tokenizer.eos_token
     trainer_class = trainer_class or SAMGRPOTrainer
-    sam = {"criteria": criteria, "sam": cfg.sam} if issubclass(trainer_class, SAMGRPOTrainer) else {}
+    sam = ({"criteria": criteria, "sam": cfg.sam, "advantage_clip": cfg.advantage_clip}
+           if issubclass(trainer_class, SAMGRPOTrainer) else {})
+    dev = []
+    if validator is not None:
+        trainer_class, dev = with_dev_evaluation(trainer_class, validator), [dev_schedule(cfg.validation)]
     trainer = trainer_class(
         model=model,
         processing_class=tokenizer,
@@ -250,7 +352,7 @@ def build_trainer(cfg: RLStageConfig, criteria: Criteria, model, tokenizer, data
         args=args or grpo_args(cfg),
         train_dataset=dataset,
         peft_config=lora_config(cfg.lora),
-        callbacks=[RLProgress(), MetricsFile(Path(cfg.output_dir) / METRICS_FILE), *callbacks],
+        callbacks=[RLProgress(), MetricsFile(Path(cfg.output_dir) / METRICS_FILE), *dev, *callbacks],
         **sam,
     )
     trainer.remove_callback(PrinterCallback)
@@ -273,6 +375,7 @@ def grpo_args(cfg: RLStageConfig, world_size: int | None = None):
         "bf16": cuda and torch.cuda.is_bf16_supported(),
         "log_completions": False,
         **cfg.trl,
+        **trainer_options(cfg.validation, has_dev=cfg.data.dev is not None),
         "output_dir": str(cfg.output_dir),
         "num_generations": cfg.num_generations,
         "beta": cfg.beta,

@@ -29,21 +29,25 @@ from trl import GRPOTrainer
 from genrel.criteria import Criteria
 from genrel.grammar import Parsed, ParseError, try_parse
 from genrel.rewards import RewardConfig, completion_reward
-from genrel.sam import masked_tokens, renormalize_kept, sam_advantages, token_step_index
+from genrel.sam import clip_advantages, masked_tokens, renormalize_kept, sam_advantages, token_step_index
 from genrel.train.rl import GOLD_LABEL, GOLD_VERDICTS, SAMSettings
 from genrel.verify import RIGHT, UNVERIFIABLE, WRONG, consistent, step_status
 
 
 class SAMGRPOTrainer(GRPOTrainer):
-    """``GRPOTrainer`` + SAM. Extra keyword arguments: ``criteria`` and ``sam`` (:class:`SAMSettings`)."""
+    """``GRPOTrainer`` + SAM. Extra keyword arguments: ``criteria``, ``sam`` (:class:`SAMSettings`) and
+    ``advantage_clip`` (clamp TRL's advantages to ±this before masking; None: no clamp)."""
 
-    def __init__(self, *args, criteria: Criteria, sam: SAMSettings | None = None, **kwargs):
+    def __init__(self, *args, criteria: Criteria, sam: SAMSettings | None = None,
+                 advantage_clip: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.criteria = criteria
         self.sam = sam or SAMSettings()
+        self.advantage_clip = advantage_clip
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         out = super()._generate_and_score_completions(inputs)
+        out["advantages"] = clip_advantages(out["advantages"], self.advantage_clip)  # [B]
         batch = verify_completions(self.criteria, completion_texts(self.processing_class, out), inputs)
         masked = None
         if self.sam.mode != "off":
