@@ -90,7 +90,7 @@ def test_sft_with_a_dev_set_logs_dev_metrics_and_keeps_the_best_step(tmp_path, t
     cfg = SFTStageConfig.model_validate(dict(
         model=str(tiny_model_dir), criteria="trec-dl", traces=str(tmp_path / "gold.jsonl"), dev=str(data),
         output_dir=str(tmp_path / "run"), max_length=2048, max_steps=2, lr=5e-3, batch_size=2, save_steps=100,
-        validation={"eval_steps": 1, "max_new_tokens": 4, "select_best": "accuracy"}, trl={"warmup_steps": 0}))
+        validation={"eval_steps": 1, "max_new_tokens": 4, "max_pairs": 2, "select_best": "accuracy"}, trl={"warmup_steps": 0}))
     result = run_sft(cfg)
     dev = [r for r in map(json.loads, result.metrics_path.read_text().splitlines()) if "eval_accuracy" in r]
     assert [(r["step"], r["eval_accuracy"]) for r in dev] == [(1, 1.0), (2, 0.0)]

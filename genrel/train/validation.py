@@ -161,9 +161,13 @@ class DevValidator:
                 return VLLMScorer(llm, trainer.processing_class, self.criteria, **options).score_pairs(shard)
             finally:
                 release_vllm(trainer)
+        from contextlib import nullcontext
+
         from trl.models.utils import unwrap_model_for_generation
 
-        with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as unwrapped:
+        dist = getattr(trainer, "_dist", None)  # GRPOTrainer: FSDP needs the full parameters to generate
+        with (unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as unwrapped,
+              dist.summon_full_params(trainer.model_wrapped, recurse=False) if dist else nullcontext()):
             return dev_scorer(unwrapped, trainer, self.criteria, options).score_pairs(shard)
 
 
