@@ -264,6 +264,13 @@ class Selected:
     value: float
 
 
+def selection_info(selected: Selected | None) -> dict[str, Any]:
+    """What ``genrel_model.json`` records about the kept checkpoint (nothing without a selection)."""
+    if selected is None:
+        return {}
+    return {"selected_step": selected.step, "selected_by": f"dev {selected.metric}", "selected_value": selected.value}
+
+
 def load_best(trainer, settings: ValidationSettings) -> Selected | None:
     """Load the best checkpoint's weights into the trainer's model (``Trainer``'s own loader, which
     handles LoRA adapters, DeepSpeed and FSDP) and say which it was; None without ``select_best`` or
