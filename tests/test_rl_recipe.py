@@ -18,7 +18,6 @@ from safetensors.torch import load_file
 
 from genrel.criteria import load_criteria
 from genrel.errors import ConfigError
-from genrel.grammar import render
 from genrel.models.tiny import tiny_causal_lm
 from genrel.score.base import Scorer
 from genrel.train.pass_filter import FilterSettings, filter_by_pass_rate, trainer_sampler
