@@ -56,12 +56,14 @@ def test_trec_run_is_the_candidate_set_labelled_from_qrels(tmp_path):
                                  "2 Q0 d3 1 3.0 bm25\n2 Q0 d4 2 2.0 bm25\n")
     source = write(tmp_path / "rerank.yaml", "docs: docs.tsv\nqueries: queries.tsv\nqrels: qrels.txt\n"
                                              "run: bm25.run\ndepth: 2\n")
-    pairs = load_pairs(source, TREC).pairs
+    pairs = load_pairs(source, TREC, require_label=False).pairs
     assert [(p.qid, p.docid, p.label) for p in pairs] == [("1", "d2", None), ("1", "d1", "perfect"),
                                                           ("2", "d3", "highly"), ("2", "d4", None)]
+    judged = load_pairs(source, TREC).pairs  # stages that need labels keep the judged candidates
+    assert [(p.qid, p.docid) for p in judged] == [("1", "d1"), ("2", "d3")]
     assert pairs[1].source == f"{tmp_path / 'bm25.run'}:2" and pairs[1].text == "Adult fleas live up to a year."
     no_qrels = TrecSource(docs=tmp_path / "docs.tsv", queries=tmp_path / "queries.tsv", run=tmp_path / "bm25.run")
-    assert [p.label for p in load_pairs(no_qrels, TREC).pairs] == [None] * 5
+    assert [p.label for p in load_pairs(no_qrels, TREC, require_label=False).pairs] == [None] * 5
     with pytest.raises(DataError, match="needs the documents and queries"):
         load_pairs(tmp_path / "bm25.run", TREC)
 

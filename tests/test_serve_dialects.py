@@ -130,3 +130,10 @@ def test_auth_and_metrics_cover_every_dialect_route(url, http):
         before = metric(http, "genrel_requests_total", endpoint=path, status="200")
         assert http.post(path, json=body).status_code == 200
         assert metric(http, "genrel_requests_total", endpoint=path, status="200") == before + 1
+
+
+def test_native_routes_take_plain_string_documents(http):
+    ranked = http.post("/v1/rank", json={"query": QUERY, "documents": TEXTS, "top_k": 2}).json()["results"]
+    assert [r["id"] for r in ranked] == [e["id"] for e in native(http, top_k=2)]
+    judged = http.post("/v1/judge", json={"query": QUERY, "documents": ["flea", {"id": "x", "text": "y"}]})
+    assert [r["id"] for r in judged.json()["results"]] == ["0", "x"]

@@ -65,18 +65,19 @@ def load_pairs(
 ) -> LoadResult:
     """Every pair of a data source (see the module docstring). Bad rows raise :class:`DataError` naming
     the first one (``on_error="fail"``) or are dropped and listed in ``.problems`` (``"skip"``).
-    ``mapping`` and ``require_label`` apply to tables; TREC-style candidates without a judgment load
-    unlabelled (a run is a candidate set)."""
+    ``mapping`` applies to tables. With ``require_label``, a table row without a label is a problem and
+    a run's candidates that the qrels do not judge are left out; without it they load unlabelled."""
     criteria = load_criteria(criteria)
+    trec = {"on_error": on_error, "judged_only": require_label}
     if isinstance(path, TrecSource):
-        return load_trec_source(path, criteria, on_error)
+        return load_trec_source(path, criteria, **trec)
     path = Path(path)
     if path.is_dir() and is_beir(path):
-        return load_trec_source(TrecSource(beir=path), criteria, on_error)
+        return load_trec_source(TrecSource(beir=path), criteria, **trec)
     if path.is_file() and path.parent.name == "qrels" and is_beir(path.parent.parent):
-        return load_trec_source(TrecSource(beir=path.parent.parent, qrels=path), criteria, on_error)
+        return load_trec_source(TrecSource(beir=path.parent.parent, qrels=path), criteria, **trec)
     if path.suffix.lower() in SOURCE_SUFFIXES:
-        return load_trec_source(read_source_file(path), criteria, on_error)
+        return load_trec_source(read_source_file(path), criteria, **trec)
     if path.is_file() and (path.suffix.lower() in (".run", ".trec", ".qrels") or _looks_like_run(path)):
         raise DataError(
             "a TREC run or qrels file needs the documents and queries it refers to",
@@ -87,7 +88,9 @@ def load_pairs(
     return load_table_pairs(path, criteria, mapping, on_error=on_error, require_label=require_label)
 
 
-def load_trec_source(source: TrecSource, criteria: Criteria, on_error: OnError = "fail") -> LoadResult:
+def load_trec_source(
+    source: TrecSource, criteria: Criteria, on_error: OnError = "fail", judged_only: bool = False
+) -> LoadResult:
     """Pairs of a :class:`TrecSource`: its run's candidates (labelled where judged), else its qrels."""
     docs, queries, qrels = source.docs, source.queries, source.qrels
     if source.beir is not None:
@@ -99,7 +102,8 @@ def load_trec_source(source: TrecSource, criteria: Criteria, on_error: OnError =
             except DataError:
                 if source.run is None:
                     raise  # with a run, judgments are optional
-    return load_trec(qrels, docs, queries, criteria, on_error, run_path=source.run, depth=source.depth)
+    return load_trec(qrels, docs, queries, criteria, on_error, run_path=source.run, depth=source.depth,
+                     judged_only=judged_only)
 
 
 def read_source_file(path: Path) -> TrecSource:

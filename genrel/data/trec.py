@@ -36,9 +36,11 @@ def load_trec(
     *,
     run_path: str | Path | None = None,
     depth: int | None = None,
+    judged_only: bool = False,
 ) -> LoadResult:
     """Join judgments (or a run's candidates) with their query and document texts into pairs;
-    problems as in :func:`~genrel.data.readers.load_table_pairs`."""
+    problems as in :func:`~genrel.data.readers.load_table_pairs`. ``judged_only`` leaves out the run's
+    candidates that the qrels do not judge (for stages that learn from or measure labels)."""
     criteria = load_criteria(criteria)
     result = LoadResult()
     if qrels_path is None and run_path is None:
@@ -47,7 +49,8 @@ def load_trec(
     if run_path is not None:
         labels = {(qid, docid): label for _, qid, docid, label in judged}
         rows = [(source, qid, docid, labels.get((qid, docid)))
-                for source, qid, docid in read_run(Path(run_path), result.problems, depth)]
+                for source, qid, docid in read_run(Path(run_path), result.problems, depth)
+                if not judged_only or (qid, docid) in labels]
     else:
         rows = judged
     queries = _read_texts(Path(queries_path), {r[1] for r in rows}, QUERY_KEYS, result.problems)
