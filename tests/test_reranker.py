@@ -27,7 +27,7 @@ def student_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def grm_dir(tmp_path_factory):
     from genrel.models.tiny import save_tiny
-    from genrel.score.model_dir import write_model_info
+    from genrel.models.model_dir import write_model_info
 
     path = save_tiny(tmp_path_factory.mktemp("grm"))
     write_model_info(path, kind="causal-lm", form="reasoning", criteria=TREC, created_by="tests", max_length=512)

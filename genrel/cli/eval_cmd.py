@@ -51,12 +51,12 @@ def eval_command(
 ) -> None:
     """Score a labelled file and write predictions.jsonl, report.json, report.md and plots into --out."""
     from genrel.criteria import load_criteria
-    from genrel.eval import evaluate, threshold_index
+    from genrel.eval import evaluate, check_threshold
 
     if backend not in ("hf", "onnx", "vllm"):
         raise typer.BadParameter("must be hf, onnx or vllm", param_hint="--backend")
     crit = load_criteria(criteria)
-    threshold_index(crit, threshold)  # a typo fails before the model loads
+    check_threshold(crit, threshold)  # a typo fails before the model loads
     pairs = opt.load_data(crit, data=data, run=run, qrels=qrels, docs=docs, queries=queries, depth=depth,
                           mapping=mapping, no_header=no_header, on_error=on_error)
     pairs = pairs[:limit] if limit else pairs
