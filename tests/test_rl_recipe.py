@@ -207,7 +207,7 @@ def test_two_stage_run_with_dev_validation_selects_best_and_resumes_between_stag
         return ForcedDev(real_scorer(model, trainer, criteria, options), right=where in best)
 
     monkeypatch.setattr(validation, "dev_scorer", forced)
-    began, start_weights = [], {}
+    began, start_weights, trained_on = [], {}, {}
 
     class Watch(TrainerCallback):
         def __init__(self, kill_at: str | None):
@@ -217,6 +217,7 @@ def test_two_stage_run_with_dev_validation_selects_best_and_resumes_between_stag
             name = Path(args.output_dir).name
             began.append(name)
             start_weights[name] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            trained_on[name] = sorted(kwargs["train_dataloader"].dataset["gold_label"])  # what the trainer reads
             if name == self.kill_at:
                 raise _Killed(name)
 
@@ -250,6 +251,7 @@ def test_two_stage_run_with_dev_validation_selects_best_and_resumes_between_stag
     assert mix["candidates"] == {"irrelevant": 2, "related": 0, "highly": 3, "perfect": 0}
     assert mix["trained"] == {"irrelevant": 2, "related": 0, "highly": 2, "perfect": 0}
     assert [r["kept"] for r in records(one / "filter" / "pass_rates.jsonl")] == [True] * 5 + [False] * 2
+    assert trained_on["stage-1-uniform"] == ["highly", "highly", "irrelevant", "irrelevant"]
     # TensorBoard got the dev metrics too.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
