@@ -10,8 +10,8 @@ does not fit the holes the last one left, the heap grows, and only its top can b
 
 Pinning the threshold (``mallopt(M_MMAP_THRESHOLD, n)``, which also switches the dynamic rule off)
 makes every block of ``n`` bytes or more an mmap of its own that goes back to the OS on ``free``; the
-heap then holds only small objects. The cost is fresh zeroed pages for each large allocation (a few
-percent of a MiniLM batch, measured in docs/serving.md). onnxruntime allocates through the same
+heap then holds only small objects. The cost is fresh zeroed pages (page faults) for each large
+allocation, small beside a batch's matrix multiplies. onnxruntime allocates through the same
 malloc once its own arena is off (:func:`genrel.score.onnx_backend.onnx_session`).
 
 Only glibc is handled; on other C libraries (musl, macOS) this is a logged no-op.
