@@ -214,7 +214,7 @@ def cross_encoder(ds: Dataset, out: Path, args) -> Path | None:
     """The dataset's trained cross-encoder directory: trained here (as ``genrel train cross-encoder``:
     20% of the training queries held out to fit the temperature), or reused."""
     from genrel.data import split_by_query
-    from genrel.score.cross_encoder_train import train_cross_encoder
+    from genrel.distill.cross_encoder_train import train_cross_encoder
 
     model_dir = out / CE_MODEL_DIR
     split = split_by_query(ds.train, {"train": 0.8, "dev": 0.2}, seed=SEED)
