@@ -15,7 +15,8 @@ connection reset after it was accepted.
 Each minute it prints the requests by outcome, p50/p99 latency of the good ones and the server's RSS
 (VmRSS from /proc). At the end it sends SIGTERM while the clients keep sending, polls ``/readyz``,
 and reports the drain: every request sent on an accepted connection must be answered (200 or 503);
-refused connections (the listener is closed) are fine, resets are not. ``/readyz`` must answer 503
+refused connections (the listener is closed) are fine, resets are not. A client told 503 waits
+``Retry-After`` seconds (at most 5) before its next request, as a well-behaved client does. ``/readyz`` must answer 503
 before the first refusal. The exit code is 1 when any acceptance check fails:
 
 - no errors other than the intended 4xx and 503,
@@ -67,6 +68,7 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, server, args.ready_timeout_s)
+        warm_up(url)
         result = asyncio.run(soak(url, server, args))
     finally:
         if server.poll() is None:
@@ -99,6 +101,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--json", metavar="FILE", help="Also write the result as JSON.")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
+
+
+def warm_up(url: str) -> None:
+    """Two requests one at a time: the model's first calls are slow, and they give the server its rate."""
+    rng = random.Random(-1)
+    for k in range(2):
+        body = {"query": "flea life cycle", "documents": [{"id": str(j), "text": " ".join(rng.choices(WORDS, k=100))}
+                                                           for j in range(8)]}
+        httpx.post(f"{url}/v1/score", json=body, timeout=120).raise_for_status()
 
 
 def good_body(rng: random.Random, args: argparse.Namespace, k: int) -> dict:
@@ -162,6 +173,8 @@ async def soak(url: str, server, args: argparse.Namespace) -> dict:
         t.outcomes[classify(r, bad)] += 1
         if r.status_code == 200:
             t.latencies.append(time.monotonic() - t0)
+        elif r.status_code == 503:  # a well-behaved client backs off as told
+            await asyncio.sleep(min(float(r.headers.get("retry-after", 1)), 5.0))
 
     async def client_loop() -> None:
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)

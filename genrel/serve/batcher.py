@@ -11,7 +11,8 @@ call instead.
 Overload is refused up front: besides the hard ``max_queue_pairs`` bound, a request is refused
 (:class:`QueueFull`, with a retry delay) when the pairs already queued would take longer than
 ``max_queue_wait_s`` to score at the recently measured rate, so an overloaded server answers 503 at
-once instead of letting every request wait out the queue. A request is never refused for its own size.
+once instead of letting every request wait out the queue. A request is never refused for its own size;
+until the first batch has measured the rate, only ``max_queue_pairs`` applies.
 
 Failures stay local: when a scorer call raises, each request in the batch is retried alone, so one
 poisoned document fails only its own request; a result that is not a finite score and distribution
@@ -91,6 +92,7 @@ class MicroBatcher:
         self.max_queue_pairs = max_queue_pairs
         self.max_queue_wait_s = max_queue_wait_s
         self.pairs_per_s: float | None = None  # moving average of scorer throughput; None until measured
+        self._scoring = 0  # pairs in the scorer call now running
         self.observer = observer or BatchObserver()
         # A list-wise scorer (BM25: IDF over the query's candidates) must see each request alone and whole.
         self.whole_requests = bool(getattr(scorer, "listwise", False))
@@ -157,7 +159,7 @@ class MicroBatcher:
 
     def _admit(self, n: int) -> None:
         """Raise QueueFull when ``n`` more pairs would overfill the queue or wait too long behind it."""
-        ahead = len(self._pending)
+        ahead = len(self._pending) + self._scoring
         wait_s = ahead / self.pairs_per_s if self.pairs_per_s else 0.0
         if ahead + n > self.max_queue_pairs:
             raise QueueFull(f"{ahead} pairs already waiting (max_queue_pairs {self.max_queue_pairs})",
@@ -229,7 +231,11 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            results = await loop.run_in_executor(self._executor, self._call_scorer, [j.pair for j in jobs], explain)
+            self._scoring = len(jobs)
+            try:
+                results = await loop.run_in_executor(self._executor, self._call_scorer, [j.pair for j in jobs], explain)
+            finally:
+                self._scoring = 0
         except Exception as exc:
             kind = exc.kind if isinstance(exc, ScoringError) else "exception"
             self.observer.scorer_error(kind)
