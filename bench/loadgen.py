@@ -37,7 +37,7 @@ def init_minilm(out: Path) -> Path:
 
 
 def request_body(rng: random.Random, docs: int, query_words: int, doc_words: int, k: int) -> dict:
-    """One /v1/score body: a query of ``query_words`` words and ``docs`` documents of ``doc_words`` words."""
+    """One /v1/judge body: a query of ``query_words`` words and ``docs`` documents of ``doc_words`` words."""
     query = " ".join(rng.choice(WORDS) for _ in range(query_words))
     documents = [
         {"id": f"r{k}-d{j}", "text": " ".join(rng.choice(WORDS) for _ in range(doc_words))} for j in range(docs)

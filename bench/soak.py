@@ -109,7 +109,7 @@ def warm_up(url: str) -> None:
     for k in range(2):
         body = {"query": "flea life cycle", "documents": [{"id": str(j), "text": " ".join(rng.choices(WORDS, k=100))}
                                                            for j in range(8)]}
-        httpx.post(f"{url}/v1/score", json=body, timeout=120).raise_for_status()
+        httpx.post(f"{url}/v1/judge", json=body, timeout=120).raise_for_status()
 
 
 def good_body(rng: random.Random, args: argparse.Namespace, k: int) -> dict:
@@ -156,7 +156,7 @@ async def soak(url: str, server, args: argparse.Namespace) -> dict:
         t0 = time.monotonic()
         state["in_flight"] += 1
         try:
-            r = await client.post("/v1/score", **kwargs)
+            r = await client.post("/v1/judge", **kwargs)
         except httpx.ConnectError:
             tally().outcomes["refused (not accepted)"] += 1
             await asyncio.sleep(0.05)

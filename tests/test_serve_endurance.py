@@ -51,7 +51,7 @@ async def send_all(url: str, bodies: list[dict], concurrency: int) -> list[int]:
 
     async def client(c: httpx.AsyncClient) -> None:
         while queue:
-            statuses.append((await c.post("/v1/score", json=queue.pop())).status_code)
+            statuses.append((await c.post("/v1/judge", json=queue.pop())).status_code)
 
     async with httpx.AsyncClient(base_url=url, timeout=60.0) as c:
         await asyncio.gather(*(client(c) for _ in range(concurrency)))
@@ -96,7 +96,7 @@ def test_sigterm_answers_every_request_in_flight_with_200_or_503(tmp_path):
                 async with httpx.AsyncClient(base_url=url, timeout=20.0) as c:
                     while not stop.is_set():
                         try:
-                            r = await c.post("/v1/score", json={"query": "a", "documents": docs("a", "b", "c")})
+                            r = await c.post("/v1/judge", json={"query": "a", "documents": docs("a", "b", "c")})
                             outcomes.append(str(r.status_code))
                         except httpx.ConnectError:
                             outcomes.append("refused")
@@ -142,7 +142,7 @@ def test_overloaded_server_sheds_with_503_and_retry_after_quickly(tmp_path):
 
             async def one(c: httpx.AsyncClient) -> None:
                 t0 = time.monotonic()
-                r = await c.post("/v1/score", json={"query": "a", "documents": docs("a", "b", "c", "d")})
+                r = await c.post("/v1/judge", json={"query": "a", "documents": docs("a", "b", "c", "d")})
                 results.append((r.status_code, time.monotonic() - t0, r.headers.get("retry-after")))
 
             limits = httpx.Limits(max_connections=64)
