@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ from genrel.serve.api_error import ApiError
 from genrel.serve.batcher import MicroBatcher, QueueFull, ScoringError
 from genrel.serve.config import ServeConfig
 from genrel.serve.dialects import register_dialects
+from genrel.serve.drain import CloseWhileDraining, Drain
 from genrel.serve.guard import RequestGuard, error_content
 from genrel.serve.metrics import CONTENT_TYPE, ServeMetrics
 from genrel.serve.schema import (
@@ -75,7 +77,9 @@ def create_app(scorer: Scorer, cfg: ServeConfig) -> FastAPI:
         max_batch_size=cfg.max_batch_size,
         max_wait_s=cfg.max_batch_wait_ms / 1000.0,
         max_queue_pairs=cfg.max_queue_pairs,
+        max_queue_wait_s=cfg.max_queue_wait_s,
     )
+    drain = Drain()  # flipped by genrel.serve.drain.DrainingServer on SIGTERM
     metrics = ServeMetrics(model, cfg.backend, lambda: batcher.queue_depth)
     batcher.observer = metrics
 
@@ -90,8 +94,9 @@ def create_app(scorer: Scorer, cfg: ServeConfig) -> FastAPI:
     app = FastAPI(
         title="genrel relevance scorer", version="1", description=API_DESCRIPTION, lifespan=lifespan
     )
-    app.state.batcher, app.state.metrics, app.state.config = batcher, metrics, cfg
+    app.state.batcher, app.state.metrics, app.state.config, app.state.drain = batcher, metrics, cfg, drain
     app.add_middleware(RequestGuard, token=cfg.token(), max_body_bytes=cfg.max_body_bytes, metrics=metrics)
+    app.add_middleware(CloseWhileDraining, drain=drain)
     _add_error_handlers(app)
 
     async def scored(req: ScoreRequest) -> list[ScoredDocument]:
@@ -106,7 +111,8 @@ def create_app(scorer: Scorer, cfg: ServeConfig) -> FastAPI:
             ) from None
         except QueueFull as exc:
             metrics.rejected.labels(reason="queue_full").inc()
-            raise ApiError(503, "queue_full", f"the server is busy: {exc}", headers={"Retry-After": "1"}) from None
+            retry = str(max(1, math.ceil(exc.retry_after_s)))
+            raise ApiError(503, "queue_full", f"the server is busy: {exc}", headers={"Retry-After": retry}) from None
         except ScoringError as exc:
             if exc.kind == "shutdown":
                 raise ApiError(503, "unavailable", str(exc), headers={"Retry-After": "1"}) from None
@@ -153,7 +159,9 @@ def create_app(scorer: Scorer, cfg: ServeConfig) -> FastAPI:
 
     @app.get("/readyz", tags=["ops"], responses={503: {"model": ErrorResponse}})
     async def readyz():
-        """The model is loaded and the batcher is running; 503 otherwise (e.g. while shutting down)."""
+        """The model is loaded and the batcher is running; 503 otherwise (from SIGTERM on: draining)."""
+        if drain.draining:
+            return JSONResponse(error_content("not_ready", "the server is draining (shutting down)"), status_code=503)
         if batcher.running:
             return {"status": "ready", "model": model}
         return JSONResponse(error_content("not_ready", "the batcher is not running"), status_code=503)
