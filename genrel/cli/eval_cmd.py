@@ -40,6 +40,9 @@ def eval_command(
     mapping: list[str] = typer.Option(
         None, "--map", "-m", help="field=column, e.g. query=search_term, label=grade. Repeatable."
     ),
+    trec_run: Path | None = typer.Option(
+        None, "--trec-run", help="Also write the scores as a standard TREC run file (qid Q0 docid rank score tag)."
+    ),
 ) -> None:
     """Score a labelled file and write predictions.jsonl, report.json, report.md and plots into --out."""
     from genrel.criteria import load_criteria
@@ -61,6 +64,12 @@ def eval_command(
     report = evaluate(scorer, pairs, crit, out, threshold_label=threshold, batch_size=batch_size,
                       explain=explain, data=str(data))
     _print_headline(report, out)
+    if trec_run is not None:
+        from genrel.eval.predictions import PREDICTIONS_FILE
+        from genrel.eval.report import write_trec_run
+
+        write_trec_run(out / PREDICTIONS_FILE, trec_run, scorer.name)
+        console.print(f"TREC run: {trec_run}", markup=False, highlight=False)
 
 
 def resolve_scorer(model: str, backend: str, criteria, *, max_new_tokens: int | None = None, dtype: str = "auto"):
