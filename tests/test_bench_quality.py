@@ -26,7 +26,7 @@ def test_quality_bench_bm25_rows_and_reuse(shared_data, tmp_path):
     lines = [line for line in table.read_text().splitlines() if line.startswith("| bm25 ")]
     assert [line.split("|")[2:4] for line in lines] == [
         [" trec-dl20 ", " dev "],
-        [" homedepot ", " test3000 "],
+        [" homedepot ", " test2000 "],
         [" qbqtc ", " dev "],
     ]
     dev = json.loads((out / "trec-dl20" / "dev" / "bm25" / "report.json").read_text())

@@ -152,3 +152,17 @@ def test_distill_config_resolves_st_students():
     cfg = DistillConfig.load(overrides=["student=bi-encoder", "labels=x.jsonl", "st.max_train_pairs=100"])
     settings = cfg.student_settings()
     assert settings.kind == "bi-encoder" and settings.max_train_pairs == 100 and settings.batch_size == 32
+
+
+def test_bm25_fusion_is_chosen_on_held_out_training_queries_and_scored_as_saved(cross_dir, base, tmp_path):
+    from genrel.distill.st_train import FUSION_GRID, fit_bm25_fusion
+    from genrel.score.st_students import bm25_share
+
+    fusion = fit_bm25_fusion(cross_dir, _pairs(), TREC, tmp_path / "fused", _settings("st-cross-encoder", base))
+    weight = fusion["bm25_weight"]
+    grid = fusion["holdout_ndcg10"]
+    assert weight in FUSION_GRID and grid[str(weight)] == max(grid.values())
+    pairs = [Pair(row_id=str(i), qid="q", query="red running shoes", text=t) for i, t in enumerate((GOOD, BAD, SOSO))]
+    own = load_scorer(str(cross_dir)).raw_scores(pairs)
+    fused = [s.score for s in load_scorer(str(tmp_path / "fused")).score_pairs(pairs)]
+    assert fused == pytest.approx(((1 - weight) * own + weight * bm25_share(pairs, TREC)).tolist())

@@ -122,6 +122,44 @@ def train_student(
     return run
 
 
+# -- BM25 fusion -------------------------------------------------------------------------------------------
+FUSION_GRID = tuple(i / 20 for i in range(21))  # β = 0, 0.05, …, 1
+
+
+def fit_bm25_fusion(student_dir: str | Path, pairs: Sequence[Pair], criteria: Criteria | str, out_dir: str | Path,
+                    settings: StudentSettings) -> dict[str, Any]:
+    """A copy of the student at ``student_dir`` in ``out_dir`` that ranks by (1 − β) · its score + β · BM25
+    share, β chosen on the *same held-out training queries* as the head (the split of ``settings``,
+    so ``pairs`` must be the student's training pairs): the β of :data:`FUSION_GRID` with the best
+    trec_eval nDCG@10 there (ties: the smaller β, the student alone when BM25 adds nothing); the head
+    is refitted on the fused score. Returns {bm25_weight, holdout_ndcg10 per β}."""
+    import shutil
+
+    from genrel.score.load import load_scorer
+    from genrel.score.st_students import bm25_share, fuse
+
+    criteria = load_criteria(criteria)
+    _, held_idx = _split(pairs, settings)
+    held = [pairs[i] for i in held_idx]
+    scorer = load_scorer(str(student_dir))
+    own, lexical = scorer.raw_scores(held), bm25_share(held, criteria)
+    by_weight = {w: _ndcg10(held, fuse(own, lexical, w), criteria) for w in FUSION_GRID}
+    best = max(FUSION_GRID, key=lambda w: (round(by_weight[w], 12), -w))
+    targets = target_distributions(held, criteria, None, None)
+    head = LabelHead.fit(fuse(own, lexical, best), targets)
+    out_dir = Path(out_dir)
+    if out_dir.resolve() != Path(student_dir).resolve():
+        shutil.copytree(student_dir, out_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("trainer"))
+    info_path = out_dir / "genrel_model.json"
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    fusion = {"bm25_weight": best, "holdout_ndcg10": {str(w): v for w, v in by_weight.items()}}
+    info.update(head=head.to_dict(), fusion=fusion)
+    info_path.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    log.info("BM25 fusion weight %.2f (held-out nDCG@10 %.4f; student alone %.4f)", best, by_weight[best],
+             by_weight[0.0])
+    return fusion
+
+
 # -- data --------------------------------------------------------------------------------------------------
 def _split(pairs: Sequence[Pair], settings: StudentSettings) -> tuple[list[int], list[int]]:
     """Row indices of the training and held-out queries (query-disjoint, seeded)."""

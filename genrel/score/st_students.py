@@ -12,6 +12,9 @@ Both rank by one number and get their label distribution from the head:
 
 A model directory is what sentence-transformers saves (``CrossEncoder(path)`` / ``SentenceTransformer(path)``
 load it as is) plus ``genrel_model.json`` (kind, criteria, max_length, and the head under ``head``).
+Optionally (``fusion.bm25_weight`` β in ``genrel_model.json``, fitted on held-out training queries by
+:func:`genrel.distill.st_train.fit_bm25_fusion`) the ranking score is (1 − β) · own score + β · BM25
+share, BM25 over the call's candidates per query: a lexical signal for text the encoder reads badly.
 Training lives in :mod:`genrel.distill.st_train`.
 """
 
@@ -58,17 +61,25 @@ class _HeadScorer(Scorer):
     """What both students share: the head turns the ranking score into a calibrated label distribution."""
 
     def __init__(self, model: Any, criteria: Criteria, head: LabelHead, *, batch_size: int = 32,
-                 progress: bool = False):
+                 progress: bool = False, bm25_weight: float = 0.0):
         self.model, self.criteria, self.head = model, criteria, head
-        self.batch_size, self.progress = batch_size, progress
+        self.batch_size, self.progress, self.bm25_weight = batch_size, progress, bm25_weight
+        self.listwise = bm25_weight > 0  # BM25's IDF comes from the call's candidates
 
     def raw_scores(self, pairs: Sequence[Pair]) -> np.ndarray:
+        """[N] the student's own score (cosine, or the cross-encoder's)."""
         raise NotImplementedError
+
+    def ranking_scores(self, pairs: Sequence[Pair]) -> np.ndarray:
+        """[N] the score it ranks by: its own, or with a BM25 fusion weight β,
+        (1 − β) · own + β · x, x = BM25 / the query's best BM25 (:func:`fuse`)."""
+        own = self.raw_scores(pairs)
+        return fuse(own, bm25_share(pairs, self.criteria), self.bm25_weight) if self.bm25_weight > 0 else own
 
     def score_pairs(self, pairs: Sequence[Pair], *, explain: bool = False) -> list[Scored]:
         if not pairs:
             return []
-        raw = self.raw_scores(pairs)  # [N]
+        raw = self.ranking_scores(pairs)  # [N]
         out = []
         for value, row in zip(raw, self.head.log_scores(raw)):
             scored = scored_from_log_scores(self.criteria, row, self.temperature)
@@ -85,7 +96,9 @@ class _HeadScorer(Scorer):
         if not isinstance(head, dict):
             raise ModelError("genrel_model.json has no 'head'", where=str(model_dir))
         model = cls.load_model(str(model_dir), device=device, max_length=info.max_length)
-        return cls(model, info.criteria_model(), LabelHead.from_dict(head), **kwargs)
+        fusion = getattr(info, "fusion", None) or {}
+        return cls(model, info.criteria_model(), LabelHead.from_dict(head), bm25_weight=fusion.get("bm25_weight", 0.0),
+                   **kwargs)
 
 
 class STCrossEncoderScorer(_HeadScorer):
@@ -132,6 +145,18 @@ class BiEncoderScorer(_HeadScorer):
         q_emb = dict(zip(queries, self.embed(queries)))
         d_emb = self.embed_documents(pairs)  # [N, D]
         return np.einsum("nd,nd->n", np.stack([q_emb[p.query] for p in pairs]), d_emb)
+
+
+def bm25_share(pairs: Sequence[Pair], criteria: Criteria) -> np.ndarray:
+    """[N] BM25 / the query's best BM25 over each query's candidates in ``pairs`` (0 when none matches)."""
+    from genrel.score.bm25 import BM25Scorer
+
+    return BM25Scorer(criteria).bm25(pairs)[1]
+
+
+def fuse(own: np.ndarray, bm25: np.ndarray, weight: float) -> np.ndarray:
+    """(1 − weight) · own + weight · bm25: a linear fusion of the student's score with BM25's share."""
+    return (1.0 - weight) * np.asarray(own, dtype=np.float64) + weight * np.asarray(bm25, dtype=np.float64)
 
 
 def untrained_bi_encoder(base: str, criteria: Criteria, head: LabelHead | None = None, **kwargs: Any) -> BiEncoderScorer:
