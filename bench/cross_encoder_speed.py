@@ -34,7 +34,7 @@ def main() -> None:
 
     from genrel.data import load_pairs
     from genrel.score.cross_encoder import CrossEncoderScorer
-    from genrel.score.model_dir import require_model_info
+    from genrel.models.model_dir import require_model_info
     from genrel.score.onnx_backend import OnnxCrossEncoderScorer, cpu_cores
     from genrel.score.onnx_export import export_onnx
 

@@ -156,7 +156,7 @@ class EvalSet:
 
     @classmethod
     def build(cls, criteria, pairs: list, tokenizer) -> EvalSet:
-        from genrel.score.lm import chat_prompt
+        from genrel.prompt import chat_prompt
 
         prompts = [chat_prompt(tokenizer, compact_messages(criteria, p)) for p in pairs]
         return cls(prompts, [p.label for p in pairs], [p.verdicts or {} for p in pairs])

@@ -2,7 +2,7 @@
 
     reward = outcome_weight                                 when the label is right
            = ordinal_weight * ordinal_credit(pred, gold)    when it is wrong
-           + step_weight * step_reward(statuses)            (λ of design.md, 0 by default)
+           + step_weight * step_reward(statuses)            (λ of docs/design.md, 0 by default)
     reward = -format_penalty                                when the completion does not parse
 
 The defaults are the paper's: 1 for the exact grade, 0 otherwise, 0 for a bad format. Pure functions
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from genrel.criteria import Criteria
 from genrel.errors import DataError
 from genrel.grammar import Parsed, ParseError
-from genrel.verify import RIGHT, UNVERIFIABLE, step_status
+from genrel.verify import RIGHT, UNVERIFIABLE, check_gold, step_status
 
 
 class RewardConfig(BaseModel):
@@ -77,9 +77,12 @@ def completion_reward(
     criteria: Criteria,
     cfg: RewardConfig,
     gold_verdicts: dict[str, str] | None = None,
+    *,
+    statuses: list[int] | None = None,
 ) -> float:
-    """The scalar reward of one completion (see the module docstring for the formula)."""
-    return reward_breakdown(parsed_or_error, gold_label, criteria, cfg, gold_verdicts)["reward"]
+    """The scalar reward of one completion (see the module docstring for the formula); ``statuses``:
+    its step statuses when the caller already has them (:func:`genrel.verify.step_status`)."""
+    return reward_breakdown(parsed_or_error, gold_label, criteria, cfg, gold_verdicts, statuses=statuses)["reward"]
 
 
 def reward_breakdown(
@@ -88,11 +91,13 @@ def reward_breakdown(
     criteria: Criteria,
     cfg: RewardConfig,
     gold_verdicts: dict[str, str] | None = None,
+    *,
+    statuses: list[int] | None = None,
 ) -> dict[str, float]:
     """The reward and its parts, for logging: ``reward``, ``outcome``, ``ordinal_credit``,
     ``step_reward`` and ``format_error`` (1 when the completion does not parse)."""
     if isinstance(parsed_or_error, ParseError):
-        step_status(criteria, {}, gold_label, gold_verdicts)  # a bad gold label raises either way
+        check_gold(criteria, gold_label, gold_verdicts)  # a bad gold label raises either way
         return {
             "reward": -cfg.format_penalty,
             "outcome": 0.0,
@@ -101,7 +106,8 @@ def reward_breakdown(
             "format_error": 1.0,
         }
     pred = parsed_or_error.label
-    statuses = step_status(criteria, parsed_or_error.verdicts, gold_label, gold_verdicts)
+    if statuses is None:
+        statuses = step_status(criteria, parsed_or_error.verdicts, gold_label, gold_verdicts)
     outcome = outcome_reward(pred, gold_label)
     credit = ordinal_credit(pred, gold_label, criteria)
     steps = step_reward(statuses)

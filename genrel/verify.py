@@ -2,8 +2,9 @@
 
 Statuses are ``1`` right, ``0`` wrong, ``-1`` unverifiable (a free step, a missing verdict, or a gold label
 the step's ``expect`` does not cover and no per-example gold verdict for the step). Per-example gold
-verdicts override ``expect``. Provisional steps follow design.md: a wrong provisional step followed by
-any right checked step is unverifiable, since the later step corrected it.
+verdicts override ``expect``. Provisional steps follow docs/design.md ("Verification and the provisional
+rule"): a wrong provisional step followed by any right checked step is unverifiable, since the later
+step corrected it.
 
 This module works on verdict dicts, not on text: parsing is :mod:`genrel.grammar`'s job, turning
 statuses into rewards or token masks is :mod:`genrel.rewards`' and :mod:`genrel.sam`'s.
@@ -27,7 +28,7 @@ def step_status(
 ) -> list[int]:
     """One status per step of ``criteria.steps``, in order. Raises DataError for an unknown gold label
     or a gold verdict the criteria cannot hold."""
-    _check_gold(criteria, gold_label, gold_verdicts or {})
+    check_gold(criteria, gold_label, gold_verdicts)
     raw = [_raw_status(step, verdicts, gold_label, gold_verdicts or {}) for step in criteria.steps]
     return [
         UNVERIFIABLE if step.provisional and status == WRONG and RIGHT in raw[i + 1 :] else status
@@ -45,7 +46,9 @@ def _raw_status(step: Step, verdicts: dict[str, str], gold_label: str, gold_verd
     return RIGHT if verdict in expected else WRONG
 
 
-def _check_gold(criteria: Criteria, gold_label: str, gold_verdicts: dict[str, str]) -> None:
+def check_gold(criteria: Criteria, gold_label: str, gold_verdicts: dict[str, str] | None = None) -> None:
+    """A :class:`DataError` for an unknown gold label or a gold verdict the criteria cannot hold."""
+    gold_verdicts = gold_verdicts or {}
     if gold_label not in criteria.label_names:
         raise DataError(
             f"gold label '{gold_label}' is not a label of criteria '{criteria.name}'",
@@ -75,7 +78,8 @@ def consistent(criteria: Criteria, verdicts: dict[str, str], label: str) -> bool
 
 
 def status_counts(criteria: Criteria, statuses: Iterable[Sequence[int]]) -> dict[str, tuple[int, int]]:
-    """Checked step id → (right, verified) over many completions' statuses, for per-step accuracy."""
+    """Checked step id → (right, verified) over many completions' statuses: the one per-step count that
+    evaluation (:mod:`genrel.eval.metrics`) and training logs (:mod:`genrel.train.rl_trainer`) share."""
     checked = [i for i, s in enumerate(criteria.steps) if s.checked]
     right = dict.fromkeys(checked, 0)
     total = dict.fromkeys(checked, 0)
@@ -86,9 +90,3 @@ def status_counts(criteria: Criteria, statuses: Iterable[Sequence[int]]) -> dict
             total[i] += row[i] != UNVERIFIABLE
             right[i] += row[i] == RIGHT
     return {criteria.steps[i].id: (right[i], total[i]) for i in checked}
-
-
-def step_accuracy(criteria: Criteria, statuses: Iterable[Sequence[int]]) -> dict[str, float]:
-    """Checked step id → share of right verdicts among verified ones; steps never verified are left out."""
-    counts = status_counts(criteria, statuses)
-    return {step_id: right / total for step_id, (right, total) in counts.items() if total}

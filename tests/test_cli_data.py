@@ -49,7 +49,7 @@ def test_check_lists_bad_rows_and_fails(bad):
     assert f"{bad}:2: label: unknown label 'great'" in result.output
     assert "Traceback" not in result.output
     skipped = runner.invoke(app, ["data", "check", str(bad), "--criteria", "trec-dl", "--on-error", "skip"])
-    assert skipped.exit_code == 0 and f"{bad}:2" in skipped.output
+    assert skipped.exit_code == 1 and f"{bad}:2" in skipped.output  # any bad row fails the check
 
 
 def test_check_with_column_map(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from genrel.criteria import load_criteria
 from genrel.data import Pair, write_pairs_jsonl
 from genrel.distill import DistillConfig, LabelConfig, build_distill_set, read_labels, run_distill, run_label, teacher_fields
-from genrel.distill.labels_file import TeacherLabel, append_records, open_for_append
+from genrel.distill.labels_file import TeacherLabel, append_records, labelled_ids
 from genrel.errors import ConfigError, DataError, MissingExtraError, ModelError
 from genrel.grammar import LABEL_OPEN
 from genrel.score.base import Scored
@@ -149,7 +149,7 @@ def test_label_refuses_to_append_labels_of_another_teacher_setting(tmp_path):
 
 
 def test_label_rejects_a_label_first_teacher(tmp_path):
-    from genrel.score.model_dir import write_model_info
+    from genrel.models.model_dir import write_model_info
 
     write_model_info(tmp_path / "student", kind="causal-lm", form="label-first", criteria=CRITERIA, created_by="t", max_length=64)
     cfg = LabelConfig(model=str(tmp_path / "student"), data=str(_pool(tmp_path / "p.jsonl")), out=str(tmp_path / "l.jsonl"))
@@ -174,7 +174,7 @@ def test_labels_file_torn_and_bad_lines(tmp_path):
     with open(path, "a") as f:
         f.write('{"row_id": "t2", "soft')
     assert [t.pair.row_id for t in read_labels(path, CRITERIA)] == ["t0", "t1"]
-    assert open_for_append(path) == {"t0", "t1"} and path.read_text().endswith("}\n")
+    assert labelled_ids(path) == {"t0", "t1"} and path.read_text().endswith("}\n")
     append_records(path, [_label_row(2, GOOD)])
     assert [t.pair.row_id for t in read_labels(path, CRITERIA)] == ["t0", "t1", "t2"]
 
@@ -184,7 +184,7 @@ def test_labels_file_torn_and_bad_lines(tmp_path):
     middle = tmp_path / "middle.jsonl"
     middle.write_text(json.dumps(_label_row(0, GOOD)) + "\n{oops\n" + json.dumps(_label_row(1, GOOD)) + "\n")
     with pytest.raises(DataError, match=r"middle\.jsonl:2"):
-        open_for_append(middle)
+        labelled_ids(middle)
 
 
 # -- the training set ----------------------------------------------------------------------------------
@@ -203,7 +203,7 @@ def test_distill_set_mixes_gold_and_teacher_per_row():
     assert data.explanations == ["why", None, None] and data.explanation_labels == ["perfect", None, None]
     assert data.summary() == {"pairs": 3, "teacher": 2, "gold": 2, "both": 1, "explanations": 1}
 
-    from genrel.score.cross_encoder_train import target_distributions
+    from genrel.distill.targets import target_distributions
 
     targets = target_distributions(data.pairs, CRITERIA, data.soft_labels, data.label_weights)
     assert np.allclose(targets[0], 0.3 * np.eye(4)[2] + 0.7 * np.array(list(GOOD.values())))
@@ -267,7 +267,7 @@ def test_saved_lm_student_is_label_first_and_scores_in_one_pass(lm_student, monk
 
     from genrel.score.lm import LMScorer
     from genrel.score.load import load_scorer
-    from genrel.score.model_dir import read_model_info
+    from genrel.models.model_dir import read_model_info
 
     cfg, *_ = lm_student
     info = read_model_info(cfg.output_dir)
@@ -299,13 +299,13 @@ def test_lm_student_training_reads_labels_exactly_like_the_scorer(tiny_model_dir
 
     from genrel.distill.label_first import encode_examples, student_log_scores
     from genrel.distill.students import load_distill_set
-    from genrel.score.cross_encoder_train import target_distributions
+    from genrel.distill.targets import target_distributions
     from genrel.score.load import load_scorer
 
     labels, criteria = _lm_labels(tmp_path)
     cfg = DistillConfig(student="lm", labels=str(labels), criteria=str(criteria), output_dir=str(tmp_path / "o")).resolved()
     data = load_distill_set(cfg)
-    scorer = load_scorer(str(tiny_model_dir), criteria=str(criteria), progress=False)
+    scorer = load_scorer(str(tiny_model_dir), criteria=str(criteria), progress=False, dtype="float32")  # as trained
     scorer.form, scorer.prompt = "label-first", "steps"
     targets = target_distributions(data.pairs, scorer.criteria, data.soft_labels, data.label_weights)
     examples = encode_examples(scorer, data, targets, 8)
@@ -354,7 +354,7 @@ def test_cross_encoder_student_learns_soft_labels_mixed_with_gold(tmp_path):
 
     from genrel.score.cross_encoder import CrossEncoderModel
     from genrel.score.load import load_scorer
-    from genrel.score.model_dir import read_model_info
+    from genrel.models.model_dir import read_model_info
 
     base = save_tiny_encoder(tmp_path / "tiny-bert")
     rows = [_label_row(i, GOOD if i % 2 else BAD, query="red running shoes" if i % 2 else "garden hose price",
@@ -388,7 +388,7 @@ def test_cross_encoder_student_learns_soft_labels_mixed_with_gold(tmp_path):
 
 
 def test_cross_encoder_student_gets_soft_labels_and_per_row_gold_weights(tmp_path, monkeypatch):
-    import genrel.score.cross_encoder_train as trainer
+    import genrel.distill.cross_encoder_train as trainer
 
     seen = {}
     monkeypatch.setattr(trainer, "train_cross_encoder", lambda pairs, criteria, out, **kw: seen.update(pairs=pairs, **kw))

@@ -115,3 +115,4 @@ def test_empty_inputs_are_nan_not_errors():
     assert math.isnan(m.macro_f1([], []))
     assert math.isnan(m.expected_calibration_error([], []))
     assert m.confusion([], [], 2) == [[0, 0], [0, 0]]
+

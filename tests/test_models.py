@@ -30,6 +30,27 @@ def test_auto_dtype_follows_the_cpu_flags(monkeypatch):
         load.resolve_dtype("int3")
 
 
+@pytest.mark.parametrize("cpu", ["avx2", "bf16"])
+def test_the_dtype_auto_rule_under_both_cpu_flag_sets(cpu, monkeypatch):
+    """The whole rule, with the flag reader patched to each kind of CPU: inference loads, the frozen base
+    under LoRA, full fine-tuning's master weights and the trainer's autocast (genrel.train.trl_options)."""
+    import genrel.models.load as load
+    from conftest import CPU_FLAG_SETS
+    from genrel.train.trl_options import base_dtype, training_bf16
+
+    monkeypatch.setattr(load, "cpu_flags", lambda: CPU_FLAG_SETS[cpu])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    fast = cpu == "bf16"
+    assert load.bf16_available("cpu") is fast
+    assert load.resolve_dtype("auto", "cpu") == (torch.bfloat16 if fast else torch.float32)
+    assert load.resolve_dtype("auto", "cpu", for_training=True) == torch.float32
+    assert load.resolve_dtype("float32", "cpu") == torch.float32 and load.resolve_dtype("bf16", "cpu") == torch.bfloat16
+    assert training_bf16() is fast
+    assert base_dtype("auto", lora=True) == ("bfloat16" if fast else "float32")
+    assert base_dtype("auto", lora=False) == "auto"  # load_model(for_training=True) keeps float32
+    assert base_dtype("float32", lora=True) == "float32"
+
+
 def test_missing_models_are_model_errors(tmp_path, monkeypatch):
     import genrel.models.embedded as embedded
 

@@ -7,17 +7,15 @@ completions instead of sampling (``..._with_scripted_completions``, see genrel.t
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
 
-from genrel.config import StageConfig
 from genrel.criteria import load_criteria
 from genrel.errors import ConfigError
 from genrel.models.tiny import tiny_causal_lm
@@ -122,52 +120,59 @@ def test_batch_split_in_prompts(pairs_file, tmp_path):
         batch_split(paper, world_size=3)
 
 
+def _load_rl(path: Path) -> None:
+    cfg = RLStageConfig.load(path)
+    check_trl_options(cfg.trl)
+    batch_split(cfg, world_size=1)
+
+
+def _load_sft(path: Path) -> None:
+    from trl import SFTConfig
+
+    from genrel.train.sft import SFTStageConfig
+
+    check_trl_options(SFTStageConfig.load(path).trl, SFTConfig)
+
+
+def _load_distill(path: Path) -> None:
+    from genrel.distill.config import DistillConfig
+
+    DistillConfig.load(path)
+
+
+def _load_accelerate(path: Path) -> None:
+    assert isinstance(yaml.safe_load(path.read_text()), dict), path
+
+
+# Every folder under configs/ and what its files must load as; a folder missing here fails the test.
+CONFIG_FOLDERS = {"rl": _load_rl, "sft": _load_sft, "distill": _load_distill, "accelerate": _load_accelerate}
+
+
 def test_every_yaml_under_configs_loads():
-    """RL configs into RLStageConfig (and their trl options into GRPOConfig's fields); other stages'
-    configs into their stage config when that stage exists; accelerate configs parse as YAML mappings."""
+    """Each file under configs/<folder>/ loads as that folder's config (RL and SFT trl options checked
+    against TRL's fields); a folder with no entry in CONFIG_FOLDERS, or a file outside any folder, fails."""
     files = sorted((REPO / "configs").rglob("*.yaml")) + sorted((REPO / "configs").rglob("*.yml"))
     assert files, "no configs shipped"
-    loaded = 0
+    folders = {p.name for p in (REPO / "configs").iterdir() if p.is_dir()}
+    assert folders <= set(CONFIG_FOLDERS), f"configs/ folders with no loader: {sorted(folders - set(CONFIG_FOLDERS))}"
     for path in files:
-        stage = path.relative_to(REPO / "configs").parts[0]
-        if stage == "accelerate":
-            assert isinstance(yaml.safe_load(path.read_text()), dict), path
-        elif stage == "rl":
-            cfg = RLStageConfig.load(path)
-            check_trl_options(cfg.trl)
-            batch_split(cfg, world_size=1)
-        elif (config_class := _stage_config(stage)) is not None:
-            config_class.load(path)
-        else:
-            continue  # a stage not built yet
-        loaded += 1
-    assert loaded >= 4
-
-
-def _stage_config(stage: str) -> type[StageConfig] | None:
-    """configs/<stage>/ → the StageConfig subclass of genrel.train.<stage>, genrel.<stage>.config,
-    genrel.<stage>.<stage> or genrel.<stage>, whichever exists first."""
-    for name in (f"genrel.train.{stage}", f"genrel.{stage}.config", f"genrel.{stage}.{stage}", f"genrel.{stage}"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-        classes = [
-            obj for obj in vars(module).values()
-            if inspect.isclass(obj) and issubclass(obj, StageConfig) and obj.__module__ == module.__name__
-        ]
-        if len(classes) == 1:
-            return classes[0]
-    return None
+        parts = path.relative_to(REPO / "configs").parts
+        assert len(parts) == 2, f"{path}: configs live in configs/<folder>/"
+        CONFIG_FOLDERS[parts[0]](path)
+    assert {path.relative_to(REPO / "configs").parts[0] for path in files} == folders
 
 
 def test_cli_bad_config_is_one_line_and_exit_code_2(tmp_path):
-    from genrel.cli import app
-
+    """Through the real entry point (``python -m genrel``, i.e. ``main()``), not CliRunner, which bypasses
+    main()'s error handling: exit code 2 and one line on stderr, no traceback."""
     path = tmp_path / "rl.yaml"
     path.write_text("data: {train: x.jsonl}\n")
-    result = CliRunner().invoke(app, ["rl", "--config", str(path), "--set", "loss_type=sapo"])
-    assert result.exit_code == 2 or isinstance(result.exception, ConfigError)
+    cmd = [sys.executable, "-m", "genrel", "rl", "--config", str(path), "--set", "loss_type=sapo"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "loss_type" in lines[0] and "sapo" in lines[0]
 
 
 # ------------------------------------------------------------------------------------ the TRL hook
@@ -270,6 +275,44 @@ def test_renormalize_scales_kept_tokens_per_completion_with_scripted_completions
     scale = torch.where(kept > 0, mask.sum(1) / kept.clamp(min=1), 1.0)  # [B]
     assert (scale > 1).any()
     assert torch.allclose(renormalized[mask], (plain * scale[:, None])[mask])  # padding is not in the loss
+
+
+def test_batch_metrics_have_the_values_the_scripted_completions_imply(tmp_path, pairs_file, tiny_tokenizer):
+    """Scripted completions (for gold 'highly': right; right label with exact wrong; 'irrelevant' with
+    every step no; unparseable) on the 'highly' and 'related' prompts. Per trec-dl's expect:
+    labels right 2 of 8; parsed completions consistent 4 of 6 (the exact=yes 'highly' ones are not);
+    topic right 4/6, answer 3/6, exact 4/6; format errors 2 of 8."""
+    from genrel.train.rl_trainer import SAMGRPOTrainer
+
+    cfg = make_cfg(pairs_file, tmp_path)
+    dataset = build_rl_dataset(cfg, CRITERIA, tiny_tokenizer)
+    assert [dataset[i]["gold_label"] for i in range(2)] == ["highly", "related"]
+    trainer = scripted_trainer(SAMGRPOTrainer, cfg, tiny_tokenizer, dataset)
+    trainer._generate_and_score_completions(group_inputs(dataset, 2))
+    logged = {k: v[-1] for mode in ("train", "eval") for k, v in trainer._metrics[mode].items() if v}
+    assert logged["eval/label_accuracy"] == pytest.approx(2 / 8)
+    assert logged["format_error_rate"] == pytest.approx(2 / 8)
+    assert logged["steps/label_consistency"] == pytest.approx(4 / 6)
+    assert logged["steps/topic_accuracy"] == pytest.approx(4 / 6)
+    assert logged["steps/answer_accuracy"] == pytest.approx(3 / 6)
+    assert logged["steps/exact_accuracy"] == pytest.approx(4 / 6)
+    assert 0 < logged["sam/masked_token_share"] < 1
+
+
+def test_each_completion_is_parsed_once_per_batch(tmp_path, pairs_file, tiny_tokenizer, monkeypatch):
+    """The reward function and the SAM hook share one parse (and verification) per completion."""
+    import genrel.train.rl_trainer as rl_trainer
+
+    cfg = make_cfg(pairs_file, tmp_path)
+    dataset = build_rl_dataset(cfg, CRITERIA, tiny_tokenizer)
+    trainer = scripted_trainer(rl_trainer.SAMGRPOTrainer, cfg, tiny_tokenizer, dataset)
+    calls = []
+    real = rl_trainer.try_parse
+    monkeypatch.setattr(rl_trainer, "try_parse", lambda text, criteria: calls.append(text) or real(text, criteria))
+    out = trainer._generate_and_score_completions(group_inputs(dataset, 2))
+    assert out["advantages"].shape == out["completion_mask"].shape
+    assert len(calls) == 2 * 4  # one per distinct (completion, gold) of the 8 completions, none twice
+    assert len(set(calls)) == 4
 
 
 # ------------------------------------------------------------------------------------------ training

@@ -7,7 +7,8 @@ import random
 import pytest
 import torch
 
-from genrel.sam import RENORMALIZE_LOSS_TYPES, masked_tokens, renormalize_kept, sam_advantages
+from genrel.sam import RENORMALIZE_LOSS_TYPES
+from genrel.sam.masking import masked_tokens, renormalize_kept, sam_advantages
 
 # One completion layout for every case: glue, step 0, glue, step 1, step 2, label, EOS, padding.
 STEPS = [-1, 0, 0, -1, 1, 1, 2, 2, -1, -1, -1]
@@ -115,7 +116,7 @@ def test_invalid_inputs_are_value_errors(kwargs, match):
 
 
 def _literal(a: list[float], token_step: list[list[int]], status: list[list[int]], mode: str, alpha: float):
-    """The rule as written in design.md, one token at a time."""
+    """The rule as written in docs/design.md, one token at a time."""
     out = []
     for b, row in enumerate(token_step):
         first_wrong = next((k for k, s in enumerate(status[b]) if s == 0), len(status[b]))

@@ -2,7 +2,7 @@
 
 Segments: the provisional grade (P), the rule-recalibrated grade (R) and the final label, which is never
 masked. Statuses come from :func:`genrel.verify.step_status` on the ``notes`` preset, where a wrong
-provisional grade corrected by a right calibrated grade is unverifiable (design.md, "Provisional steps").
+provisional grade corrected by a right calibrated grade is unverifiable (docs/design.md, "Verification and the provisional rule").
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import torch
 
 from genrel.criteria import load_criteria
 from genrel.grammar import parse, render
-from genrel.sam import masked_tokens, sam_advantages, token_step_index
+from genrel.sam.alignment import token_step_index
+from genrel.sam.masking import masked_tokens, sam_advantages
 from genrel.verify import step_status
 
 GOLD, WRONG = "partial", "low"

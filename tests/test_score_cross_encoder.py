@@ -14,7 +14,8 @@ from genrel.data import Pair
 from genrel.errors import DataError, ModelError
 from genrel.score import load_scorer
 from genrel.score.cross_encoder import CrossEncoderModel, CrossEncoderScorer
-from genrel.score.cross_encoder_train import target_distributions, train_cross_encoder
+from genrel.distill.cross_encoder_train import train_cross_encoder
+from genrel.distill.targets import target_distributions
 from score_helpers import save_tiny_cross_encoder_dir, save_tiny_encoder, separable_pairs
 
 TREC = load_criteria("trec-dl")
@@ -105,7 +106,7 @@ def test_resume_continues_from_the_checkpoint(base, tmp_path, monkeypatch):
     assert state["epochs_done"] == 2
     finished = CrossEncoderModel.from_dir(tmp_path / "ce")
     # A rerun with the same arguments finds every epoch done: no step is taken, the weights are the same.
-    import genrel.score.cross_encoder_train as module
+    import genrel.distill.cross_encoder_train as module
 
     monkeypatch.setattr(module, "_loss", lambda *a, **k: pytest.fail("resumed run trained again"))
     run = train_cross_encoder(pairs, TREC, tmp_path / "ce", **args)

@@ -12,7 +12,7 @@ from genrel.errors import MissingExtraError, ModelError
 from genrel.score import load_scorer
 from genrel.score.bm25 import BM25Scorer
 from genrel.score.lm import LMScorer
-from genrel.score.model_dir import read_model_info, write_model_info
+from genrel.models.model_dir import read_model_info, write_model_info
 from score_helpers import save_tiny_cross_encoder_dir, save_tiny_encoder
 
 TREC = load_criteria("trec-dl")

@@ -18,7 +18,7 @@ import time
 import pytest
 import torch
 
-from genrel import sam
+from genrel.sam import alignment as sam
 
 EN = ["The passage is about flea life cycles.", "It gives 20 days to a year!", "café, naïve résumé",
       "Verdict: maybe not", "a < b and c > d", "tabs\tand  double  spaces"]

@@ -6,7 +6,7 @@ import pytest
 
 from genrel.criteria import Criteria, load_criteria
 from genrel.errors import DataError
-from genrel.verify import consistent, status_counts, step_accuracy, step_status
+from genrel.verify import consistent, status_counts, step_status
 
 TREC = load_criteria("trec-dl")  # steps: need (free), topic, answer, exact
 ESCI = load_criteria("esci")  # steps: need (free), type, specs (no expect for irrelevant/complement), complement
@@ -140,3 +140,8 @@ def test_status_counts_and_accuracy_per_checked_step():
 def test_status_counts_rejects_rows_of_the_wrong_length():
     with pytest.raises(ValueError, match="3 entries for 4 steps"):
         status_counts(TREC, [[1, 1, 1]])
+
+
+def step_accuracy(criteria, statuses):
+    """Share of right verdicts among verified ones per checked step, from :func:`status_counts`."""
+    return {step_id: right / total for step_id, (right, total) in status_counts(criteria, statuses).items() if total}

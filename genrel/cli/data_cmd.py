@@ -48,11 +48,14 @@ def _print_problems(problems) -> None:
 def check(
     path: Path = typer.Argument(..., help="Data file: .jsonl/.json, .csv, .tsv or .parquet."),
     criteria: str = _CRITERIA,
-    on_error: str = _ON_ERROR,
+    on_error: str = typer.Option(
+        "fail", "--on-error", help="Accepted for symmetry with the other commands: any bad row makes check exit 1."
+    ),
     mapping: list[str] = _MAP,
     require_label: bool = typer.Option(True, "--require-label/--no-require-label", help="Every row needs a label."),
 ) -> None:
-    """Count pairs per label and per query, and list bad rows as file:line: field: message."""
+    """Count pairs per label and per query, and list bad rows as file:line: field: message. Exits 1 when
+    any row is bad, 0 when all are good, so a script can use it as a check."""
     from rich.table import Table
 
     _check_on_error(on_error)
@@ -82,10 +85,8 @@ def check(
         console.print(f"{with_verdicts} pairs carry per-step gold verdicts", markup=False)
     if result.problems:
         _print_problems(result.problems)
-        if on_error == "fail":
-            raise typer.Exit(1)
-    else:
-        console.print("no problems", style="green")
+        raise typer.Exit(1)
+    console.print("no problems", style="green")
 
 
 @app.command("split")

@@ -47,14 +47,14 @@ def eval_command(
     """Score a labelled file and write predictions.jsonl, report.json, report.md and plots into --out."""
     from genrel.criteria import load_criteria
     from genrel.data import load_pairs, mapping_from_pairs
-    from genrel.eval import evaluate, threshold_index
+    from genrel.eval import check_threshold, evaluate
 
     if backend not in ("hf", "onnx", "vllm"):
         raise typer.BadParameter("must be hf, onnx or vllm", param_hint="--backend")
     if on_error not in ("fail", "skip"):
         raise typer.BadParameter("must be 'fail' or 'skip'", param_hint="--on-error")
     crit = load_criteria(criteria)
-    threshold_index(crit, threshold)  # a typo fails before the model loads
+    check_threshold(crit, threshold)  # a typo fails before the model loads
     loaded = load_pairs(data, crit, mapping_from_pairs(mapping or []), on_error=on_error)
     if loaded.problems:
         err_console.print(f"skipped {loaded.bad_rows} bad row(s); first: {loaded.problems[0]}", style="yellow",

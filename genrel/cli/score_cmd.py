@@ -41,7 +41,7 @@ def train_cross_encoder(
     """Fine-tune a cross-encoder on judged pairs; writes a genrel model directory."""
     from genrel.criteria import load_criteria
     from genrel.data import load_pairs, mapping_from_pairs, split_by_query
-    from genrel.score.cross_encoder_train import train_cross_encoder as train
+    from genrel.distill.cross_encoder_train import train_cross_encoder as train
 
     crit = load_criteria(criteria)
     columns = mapping_from_pairs(mapping or [])

@@ -34,7 +34,7 @@ class Step(BaseModel):
 
     ``expect`` maps a gold label name to the verdict(s) consistent with it; a label missing from it
     makes the step unverifiable for examples with that gold label. ``provisional`` marks a judgment made
-    before the business rules (design.md, "Provisional steps").
+    before the business rules (docs/design.md, "Verification and the provisional rule").
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

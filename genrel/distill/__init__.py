@@ -1,4 +1,4 @@
-"""Distillation (design.md, step 4): a reasoning teacher labels an unlabelled pool with soft labels
+"""Distillation (docs/distillation.md): a reasoning teacher labels an unlabelled pool with soft labels
 (:mod:`~genrel.distill.label`), and a student that is cheap to serve learns them: a label-first causal
 LM (:mod:`~genrel.distill.lm_student`) or a BERT-class cross-encoder (trained by the score layer's
 cross-encoder trainer). ONNX export and serving live elsewhere (score, serve); this package does not

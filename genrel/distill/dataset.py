@@ -2,7 +2,7 @@
 
 A pair is matched across the two sources by ``(qid, docid)`` when both are known, else by
 ``(query, text)``. Its target distribution is ``w · onehot(gold) + (1 − w) · q`` (q: the teacher's soft
-label), the same per-row mixing :func:`genrel.score.cross_encoder_train.target_distributions` applies:
+label), the same per-row mixing :func:`genrel.distill.targets.target_distributions` applies:
 
 ==================  ==========  ====================================
 pair has            weight w    target

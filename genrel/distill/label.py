@@ -36,10 +36,11 @@ from pydantic import Field
 from genrel.config import StageConfig, read_yaml_mapping
 from genrel.criteria import Criteria
 from genrel.data import ColumnMapping, Pair, load_pairs
-from genrel.errors import ConfigError, DataError, ModelError
+from genrel.data.resumable import check_unique_row_ids
+from genrel.errors import ConfigError, ModelError
+from genrel.models.model_dir import read_model_info
+from genrel.progress import progress_bar
 from genrel.score.base import Scored, argmax_label
-from genrel.score.model_dir import read_model_info
-from genrel.score.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +85,13 @@ class LabelRun:
 
 def run_label(cfg: LabelConfig) -> LabelRun:
     """Label ``cfg.data`` with the teacher into ``cfg.out``: load, resume, sample, aggregate, append."""
-    from genrel.distill.labels_file import append_records, label_record, open_for_append
+    from genrel.distill.labels_file import append_records, label_record, labelled_ids
 
     out = Path(cfg.out)
     _check_resumable(cfg, config_path(out))
     scorer = teacher_scorer(cfg)
     pairs = load_pool(cfg, scorer.criteria)
-    done = open_for_append(out)
+    done = labelled_ids(out)
     cfg.save(config_path(out))
     todo = [p for p in pairs if p.row_id not in done]
     log.info("labelling %d pairs (%d already in %s), %d samples each", len(todo), len(done), out, cfg.samples)
@@ -138,15 +139,7 @@ def load_pool(cfg: LabelConfig, criteria: Criteria) -> list[Pair]:
     """The pool's pairs (labels optional), the first ``limit`` of them; row ids must be unique."""
     pairs = load_pairs(cfg.data, criteria, cfg.mapping, on_error=cfg.on_error, require_label=False).pairs
     pairs = pairs[: cfg.limit] if cfg.limit else pairs
-    seen: dict[str, str | None] = {}
-    for pair in pairs:
-        if pair.row_id in seen:
-            raise DataError(
-                f"row id '{pair.row_id}' is used twice (also at {seen[pair.row_id]})",
-                where=pair.source,
-                hint="resuming needs unique ids: fix the id column, or map none (--set mapping.id='')",
-            )
-        seen[pair.row_id] = pair.source
+    check_unique_row_ids(pairs)
     return pairs
 
 

@@ -10,14 +10,13 @@ A row holds the pair (``row_id, qid, docid, query, text, title, fields``), the p
 - ``reasoning`` (one kept explanation, ``null`` when none qualified) and ``reasoning_label``, the
   label it led to.
 
-This module only reads and writes that format. Appending is line-atomic enough for resuming: a torn
-last line (a run killed mid-write) is cut off when the file is reopened; any other bad line is a
-:class:`DataError` naming ``file:line``. It imports no torch.
+This module only reads and writes that format; resuming follows :mod:`genrel.data.resumable` (a last
+line without its newline is torn: skipped when read, cut off when the file is reopened; any other bad
+line is a :class:`DataError` naming ``file:line``). It imports no torch.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 from genrel.criteria import Criteria
 from genrel.data.pair import Pair
+from genrel.data.resumable import append_rows, iter_rows, open_append, resume_rows
 from genrel.errors import DataError
 
 PAIR_KEYS = ("row_id", "qid", "docid", "query", "text", "title", "fields")
@@ -50,40 +50,16 @@ def label_record(pair: Pair, teacher: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def open_for_append(path: str | Path) -> set[str]:
-    """Prepare ``path`` for appending and return the row ids already in it: a missing file is
-    created empty; a torn last line is cut off; any other unreadable line raises DataError."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        path.touch()
-        return set()
-    done: set[str] = set()
-    keep_bytes, last = 0, b"\n"
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            record = _decode(raw) if raw.strip() else {}
-            if record is None:
-                if raw.endswith(b"\n") or f.read(1):
-                    raise DataError("unreadable JSON line in the middle of the file", where=f"{path}:{number}")
-                break  # the last line was torn: drop it and append after the good ones
-            if record:
-                done.add(str(record["row_id"]))
-            keep_bytes, last = keep_bytes + len(raw), raw
-    with open(path, "r+b") as f:
-        f.truncate(keep_bytes)
-        if not last.endswith(b"\n"):  # a complete last row whose newline was never written
-            f.seek(keep_bytes)
-            f.write(b"\n")
-    return done
+def labelled_ids(path: str | Path) -> set[str]:
+    """Prepare ``path`` for appending (:func:`genrel.data.resumable.resume_rows`) and return the row ids
+    already labelled in it."""
+    return {str(row["row_id"]) for row in resume_rows(path)}
 
 
 def append_records(path: str | Path, records: list[dict[str, Any]]) -> None:
-    """Append rows (UTF-8, one object per line) and flush them to disk."""
-    with open(path, "a", encoding="utf-8", newline="\n") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        f.flush()
+    """Append rows (UTF-8, one object per line) and flush them."""
+    with open_append(path) as f:
+        append_rows(f, records)
 
 
 def read_labels(path: str | Path, criteria: Criteria) -> list[TeacherLabel]:
@@ -92,19 +68,9 @@ def read_labels(path: str | Path, criteria: Criteria) -> list[TeacherLabel]:
 
 
 def _iter_labels(path: Path, criteria: Criteria) -> Iterator[TeacherLabel]:
-    if not path.is_file():
-        raise DataError("labels file not found", where=str(path), hint="write one with `genrel label`")
     names = set(criteria.label_names)
-    lines = path.read_bytes().splitlines(keepends=True)
-    for number, raw in enumerate(lines, start=1):
+    for number, record in iter_rows(path, what="labels file", hint="write one with `genrel label`"):
         where = f"{path}:{number}"
-        if not raw.strip():
-            continue
-        record = _decode(raw)
-        if record is None:
-            if number == len(lines) and not raw.endswith(b"\n"):
-                continue  # torn last line of an interrupted run
-            raise DataError("unreadable JSON line", where=where)
         soft = record.get("soft_label")
         if not isinstance(soft, dict) or not soft:
             raise DataError("field 'soft_label': missing or not a mapping of label → probability", where=where)
@@ -126,11 +92,3 @@ def _iter_labels(path: Path, criteria: Criteria) -> Iterator[TeacherLabel]:
             reasoning=record.get("reasoning"),
             reasoning_label=record.get("reasoning_label"),
         )
-
-
-def _decode(raw: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) and "row_id" in record else None

@@ -55,10 +55,10 @@ def train_lm_student(cfg: DistillConfig, data: DistillSet, criteria: Criteria, *
     import torch
 
     from genrel.distill.label_first import encode_examples
-    from genrel.score.cross_encoder import resolve_device
-    from genrel.score.cross_encoder_train import target_distributions
+    from genrel.models.device import resolve_device
+    from genrel.distill.targets import target_distributions
     from genrel.score.load import load_causal_lm
-    from genrel.score.progress import progress_bar
+    from genrel.progress import progress_bar
 
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +136,7 @@ def _student_scorer(model, tokenizer, criteria: Criteria, cfg: DistillConfig):
 
 def save_student(scorer, out_dir: Path, cfg: DistillConfig) -> Path:
     """The genrel model folder: weights, tokenizer and ``genrel_model.json`` (label-first)."""
-    from genrel.score.model_dir import write_model_info
+    from genrel.models.model_dir import write_model_info
 
     scorer.model.save_pretrained(out_dir)
     scorer.tokenizer.save_pretrained(out_dir)

@@ -50,8 +50,9 @@ from genrel.data.pair import Pair
 from genrel.distill.st_config import StudentSettings
 from genrel.errors import DataError, MissingExtraError
 from genrel.score.base import document_text
-from genrel.score.cross_encoder import base_path, resolve_device
-from genrel.score.cross_encoder_train import target_distributions
+from genrel.distill.targets import target_distributions
+from genrel.models.device import resolve_device
+from genrel.score.cross_encoder import base_path
 from genrel.score.label_head import LabelHead
 from genrel.score.st_students import BI_KIND, CROSS_KIND, BiEncoderScorer, STCrossEncoderScorer, save_student
 

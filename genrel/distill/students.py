@@ -4,7 +4,7 @@
 them into one training set (:mod:`genrel.distill.dataset`), saves the resolved config into the output
 folder and trains the student the config names:
 
-- ``cross-encoder``: :func:`genrel.score.cross_encoder_train.train_cross_encoder` with the teacher's
+- ``cross-encoder``: :func:`genrel.distill.cross_encoder_train.train_cross_encoder` with the teacher's
   soft labels (KL) and per-row gold weights; the folder is a genrel cross-encoder;
 - ``lm``: :func:`genrel.distill.lm_student.train_lm_student`, a label-first causal LM;
 - ``st-cross-encoder`` / ``bi-encoder``: :func:`genrel.distill.st_train.train_student`, a
@@ -78,7 +78,7 @@ def load_distill_set(cfg: DistillConfig) -> DistillSet:
 
 
 def _train_cross_encoder(cfg: DistillConfig, data: DistillSet, criteria, dev):
-    from genrel.score.cross_encoder_train import train_cross_encoder
+    from genrel.distill.cross_encoder_train import train_cross_encoder
 
     return train_cross_encoder(
         data.pairs, criteria, cfg.output_dir, base=cfg.base, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from genrel.criteria import Criteria
-from genrel.verify import RIGHT, UNVERIFIABLE, step_status
+from genrel.verify import status_counts, step_status
 
 NAN = float("nan")
 ECE_BINS = 10
@@ -164,15 +164,11 @@ def step_verdict_counts(
     override ``expect``; the provisional rule applies). A missing verdict, a step the gold label is
     not in ``expect`` for, and a corrected provisional step are unverifiable and not counted."""
     gold_verdicts = gold_verdicts if gold_verdicts is not None else [None] * len(gold)
-    right = {s.id: 0 for s in criteria.checked_steps}
-    total = dict.fromkeys(right, 0)
-    for row_verdicts, row_gold, row_gold_verdicts in zip(verdicts, gold, gold_verdicts, strict=True):
-        statuses = step_status(criteria, row_verdicts or {}, row_gold, row_gold_verdicts)
-        for step, status in zip(criteria.steps, statuses):
-            if step.checked and status != UNVERIFIABLE:
-                total[step.id] += 1
-                right[step.id] += status == RIGHT
-    return {step_id: (right[step_id], total[step_id]) for step_id in right}
+    statuses = [
+        step_status(criteria, row_verdicts or {}, row_gold, row_gold_verdicts)
+        for row_verdicts, row_gold, row_gold_verdicts in zip(verdicts, gold, gold_verdicts, strict=True)
+    ]
+    return status_counts(criteria, statuses)
 
 
 def step_accuracies(counts: dict[str, tuple[int, int]]) -> tuple[dict[str, float], float]:

@@ -9,13 +9,12 @@ or null), ``label``, ``score`` (expected gain), ``probabilities`` (label name â†
 ``reasoning`` (text or null), ``verdicts`` (step id â†’ verdict), ``format_error`` (kind or null),
 ``reasoning_tokens``.
 
-A crash can leave a torn last line (no newline, or not JSON); readers ignore it and
-:func:`open_for_append` cuts it off before scoring resumes. This module knows nothing of metrics.
+The file is resumable by the rule of :mod:`genrel.data.resumable` (a last line without its newline is
+torn: ignored when read, cut off before scoring resumes). This module knows nothing of metrics.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from typing import Any
 
 from genrel.criteria import Criteria
 from genrel.data.pair import Pair
-from genrel.errors import DataError
+from genrel.data.resumable import append_rows, read_rows
 from genrel.score.base import Scored
 
 log = logging.getLogger(__name__)
@@ -59,62 +58,7 @@ def query_key(row: dict[str, Any]) -> str:
 def read_predictions(path: str | Path) -> list[dict[str, Any]]:
     """Every complete row of a predictions file, in file order; a torn last line is ignored, a bad
     line elsewhere is a :class:`DataError` naming it."""
-    rows, _ = _read_complete(Path(path))
-    return rows
-
-
-def _read_complete(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Complete rows and the byte length of the file up to the end of the last complete row.
-
-    The last non-empty line is torn when it has no newline or is not a row; it is left out."""
-    if not path.is_file():
-        raise DataError("predictions file not found", where=str(path))
-    lines = path.read_bytes().split(b"\n")  # the last item is what follows the last newline
-    last = max((i for i, raw in enumerate(lines) if raw.strip()), default=-1)
-    rows: list[dict[str, Any]] = []
-    good_end = 0
-    for i, raw in enumerate(lines[: last + 1]):
-        row = _parse_row(raw) if raw.strip() else None
-        if i == last and (row is None or i == len(lines) - 1):
-            log.warning("%s:%d: ignoring a torn last line", path, i + 1)
-            break
-        if raw.strip() and row is None:
-            raise DataError(
-                "not a prediction row (invalid JSON or no row_id)",
-                where=f"{path}:{i + 1}",
-                hint="only the last line may be torn; remove the file to score again",
-            )
-        if row is not None:
-            rows.append(row)
-        good_end += len(raw) + 1
-    return rows, good_end
-
-
-def _parse_row(raw: bytes) -> dict[str, Any] | None:
-    try:
-        row = json.loads(raw)
-    except ValueError:
-        return None
-    return row if isinstance(row, dict) and "row_id" in row else None
-
-
-def open_for_append(path: Path):
-    """Open a predictions file to append to, after cutting off a torn last line; returns the file and
-    the rows already complete in it (empty for a new file)."""
-    rows: list[dict[str, Any]] = []
-    if path.is_file():
-        rows, good_end = _read_complete(path)
-        if good_end < path.stat().st_size:
-            with path.open("r+b") as f:
-                f.truncate(good_end)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("a", encoding="utf-8"), rows
-
-
-def write_rows(handle, rows: Sequence[dict[str, Any]]) -> None:
-    """Append rows in one write and flush, so a crash tears at most the last line."""
-    handle.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    handle.flush()
+    return read_rows(path, what="predictions file")
 
 
 def put_in_input_order(path: Path, pairs: Sequence[Pair]) -> None:
@@ -129,6 +73,6 @@ def put_in_input_order(path: Path, pairs: Sequence[Pair]) -> None:
     if dropped:
         log.warning("%s: dropping %d row(s) of pairs not in this evaluation's input", path, dropped)
     tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        write_rows(f, [by_id[row_id] for row_id in wanted])
+    with tmp.open("w", encoding="utf-8", newline="\n") as f:
+        append_rows(f, [by_id[row_id] for row_id in wanted])
     os.replace(tmp, path)

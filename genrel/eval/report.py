@@ -29,20 +29,19 @@ import numpy as np
 
 from genrel.criteria import Criteria, load_criteria
 from genrel.data.pair import Pair
+from genrel.data.resumable import append_rows, check_unique_row_ids, open_append, resume_rows
 from genrel.errors import ConfigError, DataError, ModelError
 from genrel.eval import metrics as m
 from genrel.eval import ranking
 from genrel.eval.predictions import (
     PREDICTIONS_FILE,
-    open_for_append,
     prediction_row,
     put_in_input_order,
     query_key,
     read_predictions,
-    write_rows,
 )
+from genrel.progress import progress_bar
 from genrel.score.base import Scorer
-from genrel.score.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +68,15 @@ def evaluate(
     ``predictions.jsonl`` are kept and not scored again. Pairs go to the scorer in chunks of whole
     queries (:func:`query_chunks`); the finished file is in input order."""
     criteria = load_criteria(criteria)
-    threshold_index(criteria, threshold_label)  # fail on a bad threshold before any scoring
+    check_threshold(criteria, threshold_label)  # fail on a bad threshold before any scoring
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}", where="batch_size")
-    _check_unique_row_ids(pairs)
+    check_unique_row_ids(pairs)
     out_dir = Path(out_dir)
     run = _start_run(out_dir, scorer.name, criteria.name, data, threshold_label)
     path = out_dir / PREDICTIONS_FILE
-    handle, done_rows = open_for_append(path)
+    done_rows = resume_rows(path)
+    handle = open_append(path)
     done = {row["row_id"] for row in done_rows}
     todo = [p for p in pairs if p.row_id not in done]
     if done:
@@ -106,7 +106,7 @@ def _score_into(handle, scorer: Scorer, pairs: Sequence[Pair], criteria: Criteri
             results = scorer.score_pairs(chunk, explain=explain)
             if len(results) != len(chunk):
                 raise ModelError(f"scorer '{scorer.name}' returned {len(results)} results for {len(chunk)} pairs")
-            write_rows(handle, [prediction_row(pair, scored, criteria) for pair, scored in zip(chunk, results)])
+            append_rows(handle, [prediction_row(pair, scored, criteria) for pair, scored in zip(chunk, results)])
             bar.update(len(chunk))
     elapsed = time.perf_counter() - start
     return len(pairs) / elapsed if elapsed > 0 else None
@@ -233,15 +233,20 @@ def ranking_engine() -> str:
 def threshold_index(criteria: Criteria, threshold_label: str | None) -> int:
     """Position of the binary threshold label; by default the label at position L // 2 (for a
     4-point scale the third label, e.g. trec-dl ``highly``, TREC's binary cut)."""
+    check_threshold(criteria, threshold_label)
     if threshold_label is None:
         return len(criteria.labels) // 2
-    if threshold_label not in criteria.label_names:
+    return criteria.label_index(threshold_label)
+
+
+def check_threshold(criteria: Criteria, threshold_label: str | None) -> None:
+    """A :class:`ConfigError` unless ``threshold_label`` is None (the default cut) or a label of ``criteria``."""
+    if threshold_label is not None and threshold_label not in criteria.label_names:
         raise ConfigError(
             f"threshold label '{threshold_label}' is not a label of criteria '{criteria.name}'",
             where="threshold",
             hint=f"labels: {', '.join(criteria.label_names)}",
         )
-    return criteria.label_index(threshold_label)
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> Path:
@@ -272,19 +277,6 @@ def _index(criteria: Criteria, name: Any, field: str, where: str, row: dict) -> 
             hint=f"labels: {', '.join(criteria.label_names)}",
         )
     return criteria.label_index(name)
-
-
-def _check_unique_row_ids(pairs: Sequence[Pair]) -> None:
-    """Resume and row identity need unique row ids; name the first repeated one."""
-    seen: dict[str, Pair] = {}
-    for pair in pairs:
-        if pair.row_id in seen:
-            raise DataError(
-                f"row id '{pair.row_id}' appears twice ({seen[pair.row_id].source or '?'} and {pair.source or '?'})",
-                where=pair.source,
-                hint="give every row a unique id column, or map none so line numbers are used",
-            )
-        seen[pair.row_id] = pair
 
 
 def _start_run(out_dir: Path, model: str, criteria: str, data: str | None, threshold_label: str | None) -> dict:

@@ -7,11 +7,12 @@ always has a pad token (the eos token when the model has none) and pads on the l
 needs; trainers pad their own batches.
 
 ``dtype="auto"`` picks bfloat16 where the hardware computes it fast (CUDA with bf16 support, or a CPU
-with avx512_bf16 / AMX, where design.md measured it 2–3× faster than float32), else float32. Weights
-that an optimizer will update (``for_training=True``) stay float32 under ``auto``: in pure bfloat16 an
-AdamW step smaller than ~1/256 of a weight is rounded away, so full fine-tuning keeps float32 master
-weights and gets its speed from the trainer's bf16 autocast (:func:`bf16_available`). A frozen base
-under a LoRA adapter is not trained, so it is loaded with ``for_training=False``.
+with avx512_bf16 / AMX, measured 2–3× faster than float32 there; docs/design.md, "Precision"), else
+float32. Weights that an optimizer will update (``for_training=True``) stay float32 under ``auto``: in
+pure bfloat16 an AdamW step smaller than ~1/256 of a weight is rounded away, so full fine-tuning keeps
+float32 master weights and gets its speed from the trainer's bf16 autocast (:func:`bf16_available`). A
+frozen base under a LoRA adapter is not trained: the training stages ask for bfloat16 there where it is
+fast (``genrel.train.trl_options.base_dtype``).
 """
 
 from __future__ import annotations

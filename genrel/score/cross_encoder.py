@@ -8,7 +8,7 @@ temperature, and reads/writes a genrel model directory. The default base is all-
 Input text: the query as the first segment, the document (title, text, ``name: value`` fields, see
 :func:`genrel.score.base.document_text`) as the second, cut to ``max_length`` tokens longest-first.
 :class:`EncoderScorer` holds what the torch and ONNX scorers share (batching by length, temperature,
-label distribution); training lives in :mod:`genrel.score.cross_encoder_train`.
+label distribution); training lives in the training layer, :mod:`genrel.distill.cross_encoder_train`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from genrel.criteria import Criteria, load_criteria
 from genrel.data.pair import Pair
 from genrel.errors import ModelError
 from genrel.score.base import Scored, Scorer, document_text, scored_from_log_scores
-from genrel.score.model_dir import require_model_info, write_model_info
-from genrel.score.progress import progress_bar
+from genrel.models.device import resolve_device
+from genrel.models.model_dir import require_model_info, write_model_info
+from genrel.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -156,14 +157,6 @@ class CrossEncoderModel:
         return out_dir
 
 
-def resolve_device(device: str | None) -> str:
-    if device not in (None, "auto"):
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class EncoderScorer(Scorer):
     """Shared by the torch and ONNX cross-encoder scorers: subclasses implement :meth:`_forward`."""
 
@@ -217,10 +210,3 @@ class CrossEncoderScorer(EncoderScorer):
         with torch.inference_mode():
             tensors = {k: torch.from_numpy(v).to(self.model.model.device) for k, v in batch.items()}
             return self.model.model(**tensors).logits.float().cpu().numpy()
-
-
-def train_cross_encoder(pairs, criteria, out_dir, **kwargs):
-    """See :func:`genrel.score.cross_encoder_train.train_cross_encoder`."""
-    from genrel.score.cross_encoder_train import train_cross_encoder as train
-
-    return train(pairs, criteria, out_dir, **kwargs)

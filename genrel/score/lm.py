@@ -33,28 +33,15 @@ import numpy as np
 from genrel.criteria import Criteria
 from genrel.data.pair import Pair
 from genrel.grammar import LABEL_CLOSE, LABEL_OPEN, ParseError, ParseErrorKind, label_prefix, try_parse
-from genrel.prompt import render_messages
+from genrel.prompt import DEFAULT_CHAT_TEMPLATE_KWARGS, chat_prompt, fitted_messages
 from genrel.score.base import Scored, Scorer, scored_from_log_scores
-from genrel.score.progress import progress_bar
+from genrel.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
 FORMS = ("reasoning", "label-first")
 PROMPTS = ("steps", "no-steps")
-DEFAULT_CHAT_TEMPLATE_KWARGS = {"enable_thinking": False}  # Qwen3: answer in our format, not <think>
-
-
-def chat_prompt(tokenizer: Any, messages: list[dict[str, str]], **template_kwargs: Any) -> str:
-    """The prompt string the model continues: its chat template with the generation prompt, or, for
-    a tokenizer without one (a base model), the messages joined by blank lines after the BOS text."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True, **template_kwargs
-        )
-    bos = tokenizer.bos_token or ""
-    return bos + "\n\n".join(m["content"] for m in messages) + "\n\n"
-
-
+MIN_DOCUMENT_TOKENS = 16  # a scorer answers every pair: a prompt over max_length keeps this much document
 def label_candidates(
     tokenizer: Any, contexts: Sequence[str], names: Sequence[str]
 ) -> tuple[list[list[int]], list[list[list[int]]]]:
@@ -118,21 +105,13 @@ class LMScorer(Scorer):
         return next((i for i in (tok.pad_token_id, tok.eos_token_id) if i is not None), 0)
 
     def prompt_text(self, pair: Pair) -> str:
-        """The chat-formatted prompt for ``pair``; the document is cut so the prompt fits ``max_length``."""
-        return self._render(pair, self._document_budget(pair))
-
-    def _render(self, pair: Pair, max_document_tokens: int | None) -> str:
-        messages = render_messages(
-            self._prompt_criteria, pair, tokenizer=self.tokenizer, max_document_tokens=max_document_tokens
+        """The chat-formatted prompt for ``pair``, built as the training stages build it
+        (:func:`genrel.prompt.fitted_messages`): the document is cut so the prompt fits ``max_length``."""
+        messages = fitted_messages(
+            self._prompt_criteria, pair, self.tokenizer, self.max_length,
+            min_document_tokens=MIN_DOCUMENT_TOKENS, template_kwargs=self.chat_template_kwargs,
         )
         return chat_prompt(self.tokenizer, messages, **self.chat_template_kwargs)
-
-    def _document_budget(self, pair: Pair) -> int | None:
-        if self.max_length is None:
-            return None
-        empty = self._render(pair.model_copy(update={"text": ""}), None)
-        overhead = len(self.tokenizer(empty, add_special_tokens=False)["input_ids"])
-        return max(self.max_length - overhead, 16)
 
     # -- scoring ------------------------------------------------------------------------------------
     def score_pairs(self, pairs: Sequence[Pair], *, explain: bool = False) -> list[Scored]:

@@ -33,7 +33,7 @@ from genrel.criteria import Criteria, load_criteria
 from genrel.errors import ModelError
 from genrel.models.embedded import EMBEDDED_MODEL
 from genrel.score.base import Scorer
-from genrel.score.model_dir import ONNX_FILE, ModelInfo, read_model_info
+from genrel.models.model_dir import ONNX_FILE, ModelInfo, read_model_info
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from genrel.errors import MissingExtraError, ModelError
 from genrel.score.cross_encoder import EncoderScorer, quiet_transformers
-from genrel.score.model_dir import ONNX_FILE, require_model_info
+from genrel.models.model_dir import ONNX_FILE, require_model_info
 
 
 def cpu_cores() -> int:

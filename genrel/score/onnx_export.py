@@ -30,7 +30,7 @@ import numpy as np
 from genrel.data.pair import Pair
 from genrel.errors import MissingExtraError, ModelError
 from genrel.score.cross_encoder import CrossEncoderModel, encode_pairs, quiet_transformers
-from genrel.score.model_dir import INFO_FILE, ONNX_FILE
+from genrel.models.model_dir import INFO_FILE, ONNX_FILE
 
 INT8_FILE = "model.int8.onnx"
 OPSET = 17

@@ -32,7 +32,7 @@ from genrel.data.pair import Pair
 from genrel.errors import MissingExtraError, ModelError
 from genrel.score.base import Scored, Scorer, document_text, scored_from_log_scores
 from genrel.score.label_head import LabelHead
-from genrel.score.model_dir import read_model_info, write_model_info
+from genrel.models.model_dir import read_model_info, write_model_info
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,6 @@ def untrained_bi_encoder(base: str, criteria: Criteria, head: LabelHead | None =
 
 
 def _device() -> str:
-    from genrel.score.cross_encoder import resolve_device
+    from genrel.models.device import resolve_device
 
     return resolve_device(None)

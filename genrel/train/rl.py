@@ -7,7 +7,8 @@ resolved config. Everything TRL-specific that the config does not name passes th
 shape in prompts, SAM, rewards, the loss types SAM supports). One machine or many: the same code runs
 under ``accelerate launch`` (DeepSpeed/FSDP) and with vLLM rollouts (``use_vllm``), see docs/scale-out.md.
 
-This module imports TRL, transformers and torch inside functions, so loading a config is instant.
+The config (:class:`~genrel.train.rl_config.RLStageConfig`) lives in :mod:`genrel.train.rl_config`,
+which imports no torch; this module imports TRL, transformers and torch inside functions.
 """
 
 from __future__ import annotations
@@ -18,140 +19,25 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from genrel.config import StageConfig
 from genrel.criteria import Criteria, load_criteria
-from genrel.data import ColumnMapping, Pair, load_pairs
+from genrel.data import Pair, load_pairs
 from genrel.errors import ConfigError, DataError
-from genrel.models.lora import LoraSettings, lora_config
-from genrel.rewards import RewardConfig
-from genrel.train.run_dir import (
-    CONFIG_FILE,
-    METRICS_FILE,
-    fitted_messages,
-    prepare_run_dir,
-    save_final,
+from genrel.models.lora import lora_config
+from genrel.prompt import DEFAULT_CHAT_TEMPLATE_KWARGS, fitted_messages
+from genrel.train.rl_config import (  # noqa: F401  (the config classes are part of this module's API)
+    GOLD_LABEL,
+    GOLD_VERDICTS,
+    OWNED_TRL_OPTIONS,
+    DataSettings,
+    RLStageConfig,
+    SAMSettings,
 )
+from genrel.train.run_dir import METRICS_FILE, prepare_run_dir, save_config, save_final
+from genrel.train.trl_options import base_dtype, check_trl_options, trl_config
 
 logger = logging.getLogger(__name__)
-
-SAM_LOSS_TYPES = ("grpo", "dapo", "bnpo", "dr_grpo")  # TRL loss types that accept [B, T] advantages
-GOLD_LABEL, GOLD_VERDICTS = "gold_label", "gold_verdicts"  # dataset columns the reward and SAM read
-
-# GRPOConfig fields that genrel sets itself, and the genrel field (or reason) that decides each one.
-OWNED_TRL_OPTIONS = {
-    "output_dir": "output_dir",
-    "num_generations": "num_generations",
-    "beta": "beta",
-    "loss_type": "loss_type",
-    "max_completion_length": "max_completion_length",
-    "temperature": "temperature",
-    "use_vllm": "use_vllm",
-    "vllm_mode": "vllm_mode",
-    "learning_rate": "lr",
-    "max_steps": "steps",
-    "save_steps": "save_steps",
-    "seed": "seed",
-    "per_device_train_batch_size": "prompts_per_step and micro_batch_size",
-    "gradient_accumulation_steps": "prompts_per_step and micro_batch_size",
-    "resume_from_checkpoint": "resume",
-    "logging_steps": "nothing: genrel logs every step",
-    "use_liger_kernel": "nothing: SAM needs TRL's own loss, which takes per-token advantages",
-    "remove_unused_columns": "nothing: the reward needs the gold columns",
-    "use_cpu": "nothing: CPU is used when no CUDA device is visible",
-}
-
-
-class SAMSettings(BaseModel):
-    """Stepwise Advantage Masking (design.md, "SAM")."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mode: Literal["off", "hard", "soft", "first_error"] = Field(
-        default="hard",
-        description="off: plain GRPO; hard: zero the advantage of steps that disagree with its sign; "
-        "soft: scale them by alpha; first_error: hard, but a negative completion is spared only before "
-        "its first wrong step.",
-    )
-    alpha: float = Field(default=0.0, ge=0.0, le=1.0, description="Scale of masked tokens in soft mode.")
-    renormalize: bool = Field(
-        default=False,
-        description="Rescale kept tokens so the loss averages over them only (the authors' aggregation).",
-    )
-
-
-class DataSettings(BaseModel):
-    """Where the judged training pairs come from."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    train: str = Field(description="Judged pairs: .jsonl/.csv/.tsv/.parquet (relative to the working directory).")
-    mapping: ColumnMapping = Field(default_factory=ColumnMapping, description="Column names, when not detected.")
-    on_error: Literal["fail", "skip"] = Field(default="fail", description="Bad rows: fail, or skip them.")
-    max_pairs: int | None = Field(default=None, ge=1, description="Train on a seeded random sample of this many.")
-    max_document_chars: int | None = Field(default=None, ge=1, description="Cut documents to this many characters.")
-
-
-class RLStageConfig(StageConfig):
-    """``genrel rl``: GRPO + SAM. Batch sizes are in prompts; TRL's own options go under ``trl``."""
-
-    model: str = Field(default="smollm2-135m", description="Model name (smollm2-135m), HF id or folder.")
-    dtype: str = Field(default="auto", description="Weights dtype: auto, bfloat16, float32…")
-    criteria: str = Field(default="trec-dl", description="Criteria preset name or YAML path.")
-    data: DataSettings
-    output_dir: str = Field(default="runs/rl", description="Run folder: checkpoints, metrics, final model.")
-    sam: SAMSettings = Field(default_factory=SAMSettings)
-    rewards: RewardConfig = Field(default_factory=RewardConfig)
-    num_generations: int = Field(default=8, ge=2, description="Completions sampled per prompt (the group).")
-    prompts_per_step: int = Field(default=8, ge=1, description="Prompts per optimizer step, over all devices.")
-    micro_batch_size: int | None = Field(
-        default=None, ge=1, description="Completions per device per forward/backward; default: all at once."
-    )
-    beta: float = Field(default=0.0, ge=0.0, description="KL coefficient (0: no reference model).")
-    loss_type: str = Field(default="grpo", description="One of grpo, dapo, bnpo, dr_grpo.")
-    lora: LoraSettings | None = Field(default=None, description="Train a LoRA adapter; absent: full fine-tuning.")
-    max_prompt_length: int | None = Field(
-        default=None, ge=16, description="Prompt tokens; longer documents are cut to fit (None: no limit)."
-    )
-    max_completion_length: int = Field(default=512, ge=1, description="Completion tokens sampled at most.")
-    temperature: float = Field(default=1.0, gt=0.0)
-    use_vllm: bool = Field(default=False, description="Sample with vLLM (genrel[gpu]).")
-    vllm_mode: Literal["colocate", "server"] = Field(
-        default="colocate", description="colocate: vLLM inside each training process; server: `trl vllm-serve`."
-    )
-    lr: float = Field(default=1e-6, gt=0.0, description="Learning rate.")
-    steps: int = Field(default=100, ge=1, description="Optimizer steps.")
-    save_steps: int = Field(default=50, ge=1, description="Checkpoint every this many steps.")
-    resume: bool = Field(default=False, description="Continue from the last checkpoint in output_dir.")
-    seed: int = 0
-    trl: dict[str, Any] = Field(default_factory=dict, description="Other trl.GRPOConfig options, passed through.")
-
-    @field_validator("loss_type")
-    @classmethod
-    def _sam_loss_type(cls, v: str) -> str:
-        if v not in SAM_LOSS_TYPES:
-            raise ValueError(
-                f"'{v}' is not supported: use one of {', '.join(SAM_LOSS_TYPES)} "
-                "(the TRL loss types that take per-token advantages)"
-            )
-        return v
-
-    @field_validator("trl")
-    @classmethod
-    def _not_owned(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for key in v:
-            if key in OWNED_TRL_OPTIONS:
-                raise ValueError(f"'{key}' is set by genrel from {OWNED_TRL_OPTIONS[key]}; remove it from trl")
-        return v
-
-    @model_validator(mode="after")
-    def _renormalize_needs_masking(self) -> RLStageConfig:
-        if self.sam.renormalize and self.sam.mode == "off":
-            raise ValueError("field 'sam.renormalize': needs a masking mode, not 'off'")
-        return self
 
 
 @dataclass(frozen=True)
@@ -171,10 +57,10 @@ def run_rl(cfg: RLStageConfig, callbacks: list | tuple = ()) -> RLResult:
     criteria = load_criteria(cfg.criteria)
     run_dir = Path(cfg.output_dir)
     checkpoint = prepare_run_dir(run_dir, cfg.resume)
-    if os.environ.get("RANK", "0") == "0":
-        cfg.save(run_dir / CONFIG_FILE)
+    save_config(cfg, run_dir)
     args = grpo_args(cfg)  # before the model: under DeepSpeed ZeRO-3 this makes loading shard the weights
-    model, tokenizer = load_model(cfg.model, dtype=model_dtype(cfg), for_training=True)  # on CPU; trainer places it
+    # On CPU in train mode; the trainer places it.
+    model, tokenizer = load_model(cfg.model, dtype=base_dtype(cfg.dtype, cfg.lora is not None), for_training=True)
     dataset = build_rl_dataset(cfg, criteria, tokenizer)
     trainer = build_trainer(cfg, criteria, model, tokenizer, dataset, args=args, callbacks=callbacks)
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -183,18 +69,6 @@ def run_rl(cfg: RLStageConfig, callbacks: list | tuple = ()) -> RLResult:
         max_length=cfg.max_prompt_length or 1024, base_model=cfg.model, sam=cfg.sam.model_dump(),
     )
     return RLResult(run_dir, final_dir, trainer.state.global_step, run_dir / METRICS_FILE)
-
-
-def model_dtype(cfg: RLStageConfig) -> str:
-    """``dtype: auto`` means float32 master weights for full fine-tuning (load_model's rule) and, for the
-    frozen base under a LoRA adapter, bfloat16 where the training device computes it fast."""
-    if cfg.dtype != "auto" or cfg.lora is None:
-        return cfg.dtype
-    import torch
-
-    from genrel.models.load import bf16_available
-
-    return "bfloat16" if bf16_available("cuda" if torch.cuda.is_available() else "cpu") else "float32"
 
 
 def build_rl_dataset(cfg: RLStageConfig, criteria: Criteria, tokenizer):
@@ -237,16 +111,20 @@ def build_trainer(cfg: RLStageConfig, criteria: Criteria, model, tokenizer, data
     plain ``trl.GRPOTrainer`` (baselines), which gets no SAM arguments."""
     from transformers import PrinterCallback, ProgressCallback
 
-    from genrel.train.rl_trainer import MetricsFile, RLProgress, SAMGRPOTrainer, reward_functions
+    from genrel.train.callbacks import MetricsFile, RLProgress
+    from genrel.train.rl_trainer import SAMGRPOTrainer, VerifiedCompletions, reward_functions
 
     if tokenizer.pad_token is None:  # TRL pads prompts and completions
         tokenizer.pad_token = tokenizer.eos_token
     trainer_class = trainer_class or SAMGRPOTrainer
-    sam = {"criteria": criteria, "sam": cfg.sam} if issubclass(trainer_class, SAMGRPOTrainer) else {}
+    verified = VerifiedCompletions(criteria)  # one parse and verification per completion, reward and SAM
+    sam = {"criteria": criteria, "sam": cfg.sam, "verified": verified}
+    if not issubclass(trainer_class, SAMGRPOTrainer):
+        sam = {}
     trainer = trainer_class(
         model=model,
         processing_class=tokenizer,
-        reward_funcs=reward_functions(criteria, cfg.rewards),
+        reward_funcs=reward_functions(criteria, cfg.rewards, verified),
         args=args or grpo_args(cfg),
         train_dataset=dataset,
         peft_config=lora_config(cfg.lora),
@@ -259,20 +137,14 @@ def build_trainer(cfg: RLStageConfig, criteria: Criteria, model, tokenizer, data
 
 
 def grpo_args(cfg: RLStageConfig, world_size: int | None = None):
-    """The one place genrel's config becomes ``trl.GRPOConfig``: our defaults, then ``cfg.trl``, then
-    the options genrel owns (:data:`OWNED_TRL_OPTIONS`)."""
-    import torch
+    """``trl.GRPOConfig`` for ``cfg`` through :func:`genrel.train.trl_options.trl_config`: our defaults,
+    then ``cfg.trl``, then the options genrel owns (:data:`OWNED_TRL_OPTIONS`)."""
     from trl import GRPOConfig
 
-    check_trl_options(cfg.trl)
+    check_trl_options(cfg.trl, GRPOConfig)
     per_device, accumulation = batch_split(cfg, world_size or int(os.environ.get("WORLD_SIZE", "1")))
-    cuda = torch.cuda.is_available()
-    options: dict[str, Any] = {
-        "report_to": "none",
-        "save_strategy": "steps",
-        "bf16": cuda and torch.cuda.is_bf16_supported(),
-        "log_completions": False,
-        **cfg.trl,
+    defaults = {"log_completions": False, "chat_template_kwargs": dict(DEFAULT_CHAT_TEMPLATE_KWARGS)}
+    owned = {
         "output_dir": str(cfg.output_dir),
         "num_generations": cfg.num_generations,
         "beta": cfg.beta,
@@ -287,27 +159,10 @@ def grpo_args(cfg: RLStageConfig, world_size: int | None = None):
         "seed": cfg.seed,
         "per_device_train_batch_size": per_device,
         "gradient_accumulation_steps": accumulation,
-        "logging_steps": 1,
         "use_liger_kernel": False,
         "remove_unused_columns": False,
-        "use_cpu": not cuda,
     }
-    try:
-        return GRPOConfig(**options)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"TRL rejected the options: {exc}", where="trl") from None
-
-
-def check_trl_options(options: dict[str, Any]) -> None:
-    """Every key under ``trl`` must be a ``trl.GRPOConfig`` field."""
-    import dataclasses
-
-    from trl import GRPOConfig
-
-    known = {f.name for f in dataclasses.fields(GRPOConfig)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)}", where="trl", hint="see trl.GRPOConfig")
+    return trl_config(GRPOConfig, defaults, cfg.trl, owned)
 
 
 def batch_split(cfg: RLStageConfig, world_size: int) -> tuple[int, int]:
@@ -325,12 +180,3 @@ def batch_split(cfg: RLStageConfig, world_size: int) -> tuple[int, int]:
             f"micro_batch_size={micro} does not divide the {per_process} completions each process gets per step"
         )
     return micro, per_process // micro
-
-
-def __getattr__(name: str):
-    # SAMGRPOTrainer lives in rl_trainer (it imports TRL at import time); re-exported here lazily.
-    if name == "SAMGRPOTrainer":
-        from genrel.train.rl_trainer import SAMGRPOTrainer
-
-        return SAMGRPOTrainer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,16 +1,17 @@
 """The TRL adapter: ``GRPOTrainer`` with per-token advantages from Stepwise Advantage Masking.
 
 :class:`SAMGRPOTrainer` overrides one hook, ``_generate_and_score_completions``: it calls TRL's, then
-decodes the completions, parses them against the criteria, verifies each step against the gold label,
-aligns step spans to completion tokens and replaces ``out["advantages"]`` ([B], one per completion) with
-:func:`genrel.sam.sam_advantages` ([B, T]). TRL's ``_compute_loss`` multiplies the per-token ratios by
-``advantages`` and only unsqueezes a [B] tensor, so a [B, T] tensor reaches the clipped surrogate
+decodes the completions, takes their parse and step statuses from :class:`VerifiedCompletions` (filled
+by the reward function, so each completion is parsed and verified once per batch), aligns step spans to
+completion tokens and replaces ``out["advantages"]`` ([B], one per completion) with SAM's [B, T]
+advantages (:mod:`genrel.sam.masking`, the mask computed once). TRL's ``_compute_loss`` multiplies the
+per-token ratios by ``advantages`` and only unsqueezes a [B] tensor, so a [B, T] tensor reaches the clipped surrogate
 unchanged for the ``grpo``, ``dapo``, ``bnpo`` and ``dr_grpo`` loss types. No TRL method body is copied;
 ``tool_mask`` and the Liger loss are not used (both would change the loss).
 
 The reward function wraps :func:`genrel.rewards.completion_reward`; metrics (``sam/``, ``steps/``,
 ``eval/label_accuracy``, ``format_error_rate``) go to TRL's log every step and, with TRL's own, to
-``metrics.jsonl`` through :class:`MetricsFile`. Shape letters are those of :mod:`genrel.sam`.
+``metrics.jsonl`` through :class:`genrel.train.callbacks.MetricsFile`. Shape letters are those of :mod:`genrel.sam`.
 """
 
 from __future__ import annotations
@@ -19,32 +20,34 @@ import functools
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import TrainerCallback
 from trl import GRPOTrainer
 
 from genrel.criteria import Criteria
 from genrel.grammar import Parsed, ParseError, try_parse
 from genrel.rewards import RewardConfig, completion_reward
-from genrel.sam import masked_tokens, renormalize_kept, sam_advantages, token_step_index
-from genrel.train.rl import GOLD_LABEL, GOLD_VERDICTS, SAMSettings
-from genrel.verify import RIGHT, UNVERIFIABLE, WRONG, consistent, step_status
+from genrel.sam.alignment import token_step_index
+from genrel.sam.masking import masked_advantages, masked_tokens, renormalize_kept
+from genrel.train.rl_config import GOLD_LABEL, GOLD_VERDICTS, SAMSettings
+from genrel.verify import UNVERIFIABLE, consistent, status_counts, step_status
 
 
 class SAMGRPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` + SAM. Extra keyword arguments: ``criteria`` and ``sam`` (:class:`SAMSettings`)."""
 
-    def __init__(self, *args, criteria: Criteria, sam: SAMSettings | None = None, **kwargs):
+    def __init__(self, *args, criteria: Criteria, sam: SAMSettings | None = None,
+                 verified: VerifiedCompletions | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.criteria = criteria
         self.sam = sam or SAMSettings()
+        self.verified = verified or VerifiedCompletions(criteria)  # shared with the reward function
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         out = super()._generate_and_score_completions(inputs)
-        batch = verify_completions(self.criteria, completion_texts(self.processing_class, out), inputs)
+        texts = completion_texts(self.processing_class, out)
+        batch = verify_completions(self.criteria, texts, inputs, self.verified)
         masked = None
         if self.sam.mode != "off":
             out["advantages"], masked = self._sam_token_advantages(out, batch)
@@ -58,7 +61,7 @@ class SAMGRPOTrainer(GRPOTrainer):
         status = status.view(len(batch.statuses), len(self.criteria.steps))  # [B, K] even when B or K is 0
         token_step = self._token_steps(out["completion_ids"], mask, batch.spans)  # [B, T]
         masked = masked_tokens(advantages, token_step, status, self.sam.mode)  # [B, T]
-        token_adv = sam_advantages(advantages, token_step, status, self.sam.mode, self.sam.alpha)  # [B, T]
+        token_adv = masked_advantages(advantages, masked, self.sam.mode, self.sam.alpha)  # [B, T]
         if self.sam.renormalize:
             token_adv = renormalize_kept(token_adv, ~masked, mask, self.loss_type)  # [B, T]
         return token_adv, masked
@@ -104,10 +107,8 @@ class VerifiedBatch:
         right_labels = sum(isinstance(p, Parsed) and p.label == g for p, g in zip(self.parsed, self.gold))
         n_consistent = sum(consistent(criteria, p.verdicts, p.label) for p in parsed)
         out = [len(self.parsed), len(self.parsed) - len(parsed), right_labels, len(parsed), n_consistent]
-        for k, step in enumerate(criteria.steps):
-            if step.checked:
-                column = [row[k] for row in self.statuses]
-                out += [sum(s == RIGHT for s in column), sum(s in (RIGHT, WRONG) for s in column)]
+        for right, verified in status_counts(criteria, self.statuses).values():
+            out += [right, verified]
         return out
 
 
@@ -136,20 +137,47 @@ def completion_texts(tokenizer, out: dict[str, Any]) -> list[str]:
     return tokenizer.batch_decode(rows, skip_special_tokens=True)
 
 
-def verify_completions(criteria: Criteria, texts: list[str], inputs: list[dict[str, Any]]) -> VerifiedBatch:
-    """Parse (strictly) and verify every completion against its row's gold label and verdicts. An
-    unparseable completion has no spans and every step unverifiable, so SAM leaves it alone."""
+class VerifiedCompletions:
+    """Each completion of a generation batch parsed (strictly) and verified once: the reward function
+    fills it, the SAM hook reads it. Keyed by completion text, gold label and gold verdicts; it holds
+    one batch (the reward function's call starts a new one), and a text it does not hold is parsed then."""
+
+    def __init__(self, criteria: Criteria):
+        self.criteria = criteria
+        self._rows: dict[tuple[str, str, str], tuple[Parsed | ParseError, list[int]]] = {}
+
+    def new_batch(self) -> None:
+        self._rows.clear()
+
+    def get(self, text: str, gold: str, verdicts: str | dict | None) -> tuple[Parsed | ParseError, list[int]]:
+        """(parse result, step statuses [K]); an unparseable completion has every step unverifiable."""
+        as_text = verdicts if isinstance(verdicts, str) or verdicts is None else json.dumps(verdicts, sort_keys=True)
+        key = (text, gold, as_text)
+        found = self._rows.get(key)
+        if found is None:
+            result = try_parse(text, self.criteria)
+            if isinstance(result, Parsed):
+                statuses = step_status(self.criteria, result.verdicts, gold, gold_verdicts(verdicts))
+            else:
+                statuses = [UNVERIFIABLE] * len(self.criteria.steps)
+            found = self._rows[key] = (result, statuses)
+        return found
+
+
+def verify_completions(criteria: Criteria, texts: list[str], inputs: list[dict[str, Any]],
+                       verified: VerifiedCompletions | None = None) -> VerifiedBatch:
+    """Every completion parsed and verified against its row's gold label and verdicts (through
+    ``verified``, where the reward function already did it). An unparseable completion has no spans
+    and every step unverifiable, so SAM leaves it alone."""
+    verified = verified or VerifiedCompletions(criteria)
     parsed, gold, statuses, spans = [], [], [], []
     for text, row in zip(texts, inputs, strict=True):
-        result = try_parse(text, criteria)
-        label, verdicts = row[GOLD_LABEL], gold_verdicts(row.get(GOLD_VERDICTS))
+        label = row[GOLD_LABEL]
+        result, row_status = verified.get(text, label, row.get(GOLD_VERDICTS))
         row_spans: list[tuple[int, int] | None] = [None] * len(criteria.steps)
         if isinstance(result, Parsed):
             for step in result.steps:
                 row_spans[step.index] = step.span
-            row_status = step_status(criteria, result.verdicts, label, verdicts)
-        else:
-            row_status = [UNVERIFIABLE] * len(criteria.steps)
         parsed.append(result)
         gold.append(label)
         statuses.append(row_status)
@@ -172,74 +200,24 @@ def completion_text(completion: str | list[dict[str, str]]) -> str:
 
 def label_reward(
     completions: list, gold_label: list[str], gold_verdicts: list[str] | None = None, *,
-    criteria: Criteria, reward_config: RewardConfig, **_: Any,
+    criteria: Criteria, reward_config: RewardConfig, verified: VerifiedCompletions | None = None, **_: Any,
 ) -> list[float]:
-    """The outcome reward of each completion (:func:`genrel.rewards.completion_reward`), strict parsing."""
+    """The outcome reward of each completion (:func:`genrel.rewards.completion_reward`), strict parsing;
+    each completion's parse and step statuses are kept in ``verified`` for the SAM hook."""
+    verified = verified or VerifiedCompletions(criteria)
+    verified.new_batch()
     verdict_rows = gold_verdicts or [None] * len(completions)
-    return [
-        completion_reward(try_parse(completion_text(c), criteria), gold, criteria, reward_config,
-                          _gold_verdicts(v))
-        for c, gold, v in zip(completions, gold_label, verdict_rows, strict=True)
-    ]
+    rewards = []
+    for c, gold, v in zip(completions, gold_label, verdict_rows, strict=True):
+        parsed, statuses = verified.get(completion_text(c), gold, v)
+        rewards.append(completion_reward(parsed, gold, criteria, reward_config, _gold_verdicts(v), statuses=statuses))
+    return rewards
 
 
 _gold_verdicts = gold_verdicts  # label_reward's keyword argument shadows the function name
 
 
-def reward_functions(criteria: Criteria, reward_config: RewardConfig) -> list:
+def reward_functions(criteria: Criteria, reward_config: RewardConfig,
+                     verified: VerifiedCompletions | None = None) -> list:
     """TRL reward functions; a ``functools.partial`` keeps the function's name in TRL's logs."""
-    return [functools.partial(label_reward, criteria=criteria, reward_config=reward_config)]
-
-
-class MetricsFile(TrainerCallback):
-    """Appends every log record, with its step, to ``metrics.jsonl`` (main process only)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"step": state.global_step, **{k: _jsonable(v) for k, v in logs.items()}}
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-
-
-class RLProgress(TrainerCallback):
-    """One progress bar with reward, label accuracy, format-error rate and seconds per step, in place of
-    TRL's bar that also prints every log record as a dict (hidden off a terminal, like every bar here)."""
-
-    SHOWN = {"reward": "reward", "eval/label_accuracy": "acc", "format_error_rate": "fmt_err", "step_time": "s/step"}
-
-    def __init__(self):
-        self.bar = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        from genrel.score.progress import progress_bar
-
-        if state.is_world_process_zero:
-            self.bar = progress_bar(state.max_steps, "rl", unit="step")
-            self.bar.update(state.global_step)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.update(state.global_step - self.bar.n)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.bar is not None and logs:
-            shown = {name: logs[key] for key, name in self.SHOWN.items() if isinstance(logs.get(key), (int, float))}
-            self.bar.set_postfix({name: f"{value:.3g}" for name, value in shown.items()})
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return [functools.partial(label_reward, criteria=criteria, reward_config=reward_config, verified=verified)]

@@ -1,5 +1,6 @@
-"""Run folders shared by the training stages: resume rules, the metrics file, prompt fitting and the
-final model directory, so SFT and RL (and any later engine) behave alike."""
+"""Run folders shared by the training stages: resume rules, the saved config, the metrics file and the
+final model directory, so SFT and RL (and any later engine) behave alike. (Prompt fitting is
+:func:`genrel.prompt.fitted_messages`, shared with the scorers.)"""
 
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from genrel.criteria import Criteria
-from genrel.data import Pair
 from genrel.errors import ConfigError
-from genrel.prompt import render_messages
 
 logger = logging.getLogger(__name__)
 
@@ -61,25 +60,10 @@ def _lines_up_to(metrics: Path, step: int) -> list[str]:
     return kept
 
 
-def fitted_messages(criteria: Criteria, pair: Pair, tokenizer, max_prompt_tokens: int | None,
-                    max_document_chars: int | None) -> list[dict[str, str]] | None:
-    """The pair's chat messages within ``max_prompt_tokens`` (chat template included), cutting only the
-    document; None when the prompt is too long even with an empty document."""
-    messages = render_messages(criteria, pair, max_document_chars=max_document_chars)
-    if max_prompt_tokens is None or prompt_tokens(tokenizer, messages) <= max_prompt_tokens:
-        return messages
-    overhead = prompt_tokens(tokenizer, render_messages(criteria, pair.model_copy(update={"text": ""})))
-    budget = max_prompt_tokens - overhead - 8  # room for the cut marker and merges at the seam
-    if budget < 1:
-        return None
-    return render_messages(
-        criteria, pair, tokenizer=tokenizer, max_document_tokens=budget, max_document_chars=max_document_chars
-    )
-
-
-def prompt_tokens(tokenizer, messages: list[dict[str, str]]) -> int:
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+def save_config(cfg, run_dir: Path) -> None:
+    """Save the resolved config as ``config.yaml``, from the main process (``RANK`` 0) only."""
+    if os.environ.get("RANK", "0") == "0":
+        cfg.save(run_dir / CONFIG_FILE)
 
 
 def save_final(trainer, tokenizer, run_dir: Path, criteria: Criteria, *, lora: bool, created_by: str,
@@ -88,7 +72,7 @@ def save_final(trainer, tokenizer, run_dir: Path, criteria: Criteria, *, lora: b
     adapter goes to ``adapter/`` and ``final/`` gets it merged into the base model, unless the weights
     are sharded (DeepSpeed, FSDP): then ``final/`` holds the adapter, to merge offline. ``info`` goes
     into ``genrel_model.json``."""
-    from genrel.score.model_dir import write_model_info
+    from genrel.models.model_dir import write_model_info
 
     final_dir = run_dir / FINAL_DIR
     sharded = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled

@@ -17,7 +17,6 @@ folders, prompt fitting and the final model directory are shared with the RL sta
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,35 +26,25 @@ from pydantic import Field, field_validator
 from genrel.config import StageConfig
 from genrel.criteria import Criteria, load_criteria
 from genrel.data import Pair
-from genrel.errors import ConfigError, DataError
+from genrel.errors import DataError
 from genrel.grammar import ParseError, try_parse
 from genrel.models.lora import LoraSettings, lora_config
-from genrel.train.run_dir import (
-    CONFIG_FILE,
-    METRICS_FILE,
-    fitted_messages,
-    prepare_run_dir,
-    save_final,
-)
+from genrel.prompt import DEFAULT_CHAT_TEMPLATE_KWARGS, fitted_messages
+from genrel.train.run_dir import METRICS_FILE, prepare_run_dir, save_config, save_final
 from genrel.train.teacher import accepted_traces
+from genrel.train.trl_options import COMMON_OWNED, base_dtype, not_owned, trl_config
 
 logger = logging.getLogger(__name__)
 
 # SFTConfig fields that genrel sets itself, and the genrel field (or reason) that decides each one.
 OWNED_TRL_OPTIONS = {
-    "output_dir": "output_dir",
+    **COMMON_OWNED,
     "num_train_epochs": "epochs",
     "max_steps": "max_steps",
-    "learning_rate": "lr",
     "per_device_train_batch_size": "batch_size",
     "gradient_accumulation_steps": "grad_accumulation",
-    "save_steps": "save_steps",
-    "seed": "seed",
     "max_length": "max_length",
-    "resume_from_checkpoint": "resume",
     "completion_only_loss": "nothing: the loss covers the trace, never the prompt",
-    "logging_steps": "nothing: genrel logs every step",
-    "use_cpu": "nothing: CPU is used when no CUDA device is visible",
 }
 TEMPLATE_MARGIN_TOKENS = 16  # the assistant turn's own tokens (<|im_start|>assistant, <|im_end|>…) and merges
 
@@ -88,10 +77,7 @@ class SFTStageConfig(StageConfig):
     @field_validator("trl")
     @classmethod
     def _not_owned(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for key in v:
-            if key in OWNED_TRL_OPTIONS:
-                raise ValueError(f"'{key}' is set by genrel from {OWNED_TRL_OPTIONS[key]}; remove it from trl")
-        return v
+        return not_owned(v, OWNED_TRL_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -112,9 +98,9 @@ def run_sft(cfg: SFTStageConfig, callbacks: list | tuple = ()) -> SFTResult:
     criteria = load_criteria(cfg.criteria)
     run_dir = Path(cfg.output_dir)
     checkpoint = prepare_run_dir(run_dir, cfg.resume)
-    cfg.save(run_dir / CONFIG_FILE)
-    # A frozen base under LoRA may be bf16; weights the optimizer updates stay float32 (see models.load).
-    model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, for_training=cfg.lora is None)
+    save_config(cfg, run_dir)
+    # A frozen base under LoRA may be bf16; weights the optimizer updates stay float32 (see trl_options).
+    model, tokenizer = load_model(cfg.model, dtype=base_dtype(cfg.dtype, cfg.lora is not None), for_training=True)
     dataset = build_sft_dataset(cfg, criteria, tokenizer)
     trainer = build_sft_trainer(cfg, model, tokenizer, dataset, callbacks=callbacks)
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -165,7 +151,11 @@ def sft_example(trace: dict[str, Any], criteria: Criteria, tokenizer, cfg: SFTSt
     messages = fitted_messages(criteria, pair_from_trace(trace), tokenizer, budget, cfg.max_document_chars)
     if messages is None:
         return None
-    return {"prompt": messages, "completion": [{"role": "assistant", "content": completion}]}
+    return {
+        "prompt": messages,
+        "completion": [{"role": "assistant", "content": completion}],
+        "chat_template_kwargs": dict(DEFAULT_CHAT_TEMPLATE_KWARGS),  # the template options the scorer uses
+    }
 
 
 def pair_from_trace(trace: dict[str, Any]) -> Pair:
@@ -183,7 +173,7 @@ def build_sft_trainer(cfg: SFTStageConfig, model, tokenizer, dataset, *, callbac
     from transformers import PrinterCallback, ProgressCallback
     from trl import SFTTrainer
 
-    from genrel.train.rl_trainer import MetricsFile
+    from genrel.train.callbacks import MetricsFile, throughput_callback
 
     trainer = SFTTrainer(
         model=model,
@@ -200,28 +190,19 @@ def build_sft_trainer(cfg: SFTStageConfig, model, tokenizer, dataset, *, callbac
 
 
 def sft_args(cfg: SFTStageConfig):
-    """The one place genrel's config becomes ``trl.SFTConfig``: our defaults, then ``cfg.trl``, then the
-    options genrel owns (:data:`OWNED_TRL_OPTIONS`)."""
-    import dataclasses
-
-    import torch
+    """``trl.SFTConfig`` for ``cfg`` through :func:`genrel.train.trl_options.trl_config`: our defaults,
+    then ``cfg.trl``, then the options genrel owns (:data:`OWNED_TRL_OPTIONS`)."""
     from trl import SFTConfig
 
-    from genrel.models.load import bf16_available
+    from genrel.train.trl_options import training_device
 
-    unknown = sorted(set(cfg.trl) - {f.name for f in dataclasses.fields(SFTConfig)})
-    if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)}", where="trl", hint="see trl.SFTConfig")
-    cuda = torch.cuda.is_available()
-    options: dict[str, Any] = {
-        "report_to": "none",
-        "save_strategy": "steps",
-        "bf16": bf16_available("cuda" if cuda else "cpu"),
-        "activation_checkpointing": cuda,  # memory for speed on GPUs; on CPU memory is not the limit
+    defaults = {
+        "activation_checkpointing": training_device() == "cuda",  # memory for speed on GPUs; not the CPU's limit
         "disable_tqdm": True,  # our own bar (throughput_callback) shows loss and tokens/s
         "lr_scheduler_type": "cosine",
         "warmup_steps": 0.05,  # below 1: a share of the steps
-        **cfg.trl,
+    }
+    owned = {
         "output_dir": str(cfg.output_dir),
         "num_train_epochs": cfg.epochs,
         "max_steps": cfg.max_steps or -1,
@@ -232,52 +213,5 @@ def sft_args(cfg: SFTStageConfig):
         "seed": cfg.seed,
         "max_length": cfg.max_length,
         "completion_only_loss": True,
-        "logging_steps": 1,
-        "use_cpu": not cuda,
     }
-    try:
-        return SFTConfig(**options)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"TRL rejected the options: {exc}", where="trl") from None
-
-
-def throughput_callback():
-    """A ``TrainerCallback`` that adds ``tokens_per_s`` (tokens seen since the last log ÷ seconds) to each
-    log record and shows a progress bar with the loss and tokens/s (hidden off a terminal). Built here,
-    not at import, so that loading the config does not import transformers."""
-    from transformers import TrainerCallback
-
-    from genrel.score.progress import progress_bar
-
-    class Throughput(TrainerCallback):
-        def __init__(self):
-            self.bar = None
-            self.last_time, self.last_tokens = 0.0, 0.0
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
-                self.bar = progress_bar(state.max_steps, "sft", unit="step")
-                self.bar.update(state.global_step)
-            self.last_time, self.last_tokens = time.perf_counter(), 0.0
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.update(state.global_step - self.bar.n)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not logs or "num_tokens" not in logs:
-                return
-            now, tokens = time.perf_counter(), float(logs["num_tokens"])
-            # TRL's count restarts at 0 in a resumed run.
-            seen = tokens - self.last_tokens if tokens >= self.last_tokens else tokens
-            logs["tokens_per_s"] = round(seen / max(now - self.last_time, 1e-9), 1)
-            self.last_time, self.last_tokens = now, tokens
-            if self.bar is not None and "loss" in logs:
-                self.bar.set_postfix(loss=f"{logs['loss']:.4f}", tok_s=f"{logs['tokens_per_s']:.0f}")
-
-        def on_train_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.close()
-                self.bar = None
-
-    return Throughput()
+    return trl_config(SFTConfig, defaults, cfg.trl, owned)

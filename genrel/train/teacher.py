@@ -6,9 +6,9 @@ traces built from the gold labels themselves (``from_gold``).
 request per sample (many servers ignore the ``n`` field), with at most ``concurrency`` requests in flight,
 a per-request timeout and exponential backoff on 429, 5xx, timeouts and dropped connections. Each
 finished (pair, sample) becomes one JSON line, appended, flushed and fsynced as it arrives; a rerun skips
-the (row_id, sample) pairs already in the file and ignores (and cuts off) a partial last line left by a
-crash, so nothing is done twice and nothing is lost. A line is ``accepted`` when its label is the gold
-label and no verifiable step is wrong (rejection sampling, design.md "Pipeline" step 2);
+the (row_id, sample) pairs already in the file and cuts off a torn last line left by a crash
+(:mod:`genrel.data.resumable`), so nothing is done twice and nothing is lost. A line is ``accepted`` when its label is the gold
+label and no verifiable step is wrong (rejection sampling, docs/training.md);
 :func:`accepted_traces` reads those back for SFT.
 
 Trace line: ``row_id, qid, docid, sample, model, completion, finish_reason, label, verdicts, error,
@@ -29,7 +29,6 @@ Verdict-only traces from gold (one per pair, ``sample`` 0, ``model`` "gold"):
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import random
@@ -44,7 +43,8 @@ from pydantic import Field, SecretStr, model_validator
 from genrel.config import StageConfig
 from genrel.criteria import Criteria, Step, load_criteria
 from genrel.data import ColumnMapping, Pair, load_pairs, pair_record
-from genrel.errors import DataError, EndpointError
+from genrel.data.resumable import append_rows, check_unique_row_ids, open_append, read_rows, resume_rows
+from genrel.errors import EndpointError
 from genrel.grammar import ParseError, render, try_parse
 from genrel.prompt import render_messages
 from genrel.verify import WRONG, step_status
@@ -120,7 +120,7 @@ def run_teacher(cfg: TeacherConfig, *, progress: bool = True) -> TeacherResult:
     result = TeacherResult(out, skipped=len(pairs) * samples - len(todo))
     if result.skipped:
         logger.info("resuming %s: %d trace(s) already there, %d to go", out, result.skipped, len(todo))
-    from genrel.score.progress import progress_bar
+    from genrel.progress import progress_bar
 
     with TraceWriter(out) as writer, progress_bar(len(todo), "teacher", unit="trace", enabled=progress) as bar:
         if cfg.from_gold:
@@ -137,11 +137,7 @@ def run_teacher(cfg: TeacherConfig, *, progress: bool = True) -> TeacherResult:
 def select_pairs(cfg: TeacherConfig, criteria: Criteria) -> list[Pair]:
     """The judged pairs to trace, in file order (a seeded sample when ``max_pairs`` is set)."""
     pairs = load_pairs(cfg.data, criteria, cfg.mapping, on_error=cfg.on_error).pairs
-    seen: set[str] = set()
-    for pair in pairs:
-        if pair.row_id in seen:
-            raise DataError(f"row id '{pair.row_id}' appears twice; traces are resumed by row id", where=pair.source)
-        seen.add(pair.row_id)
+    check_unique_row_ids(pairs)
     if cfg.max_pairs is not None and len(pairs) > cfg.max_pairs:
         keep = set(random.Random(cfg.seed or 0).sample(range(len(pairs)), cfg.max_pairs))
         pairs = [p for i, p in enumerate(pairs) if i in keep]
@@ -222,13 +218,11 @@ class TraceWriter:
 
     def __enter__(self) -> TraceWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8", newline="\n")
+        self._file = open_append(self.path)
         return self
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        append_rows(self._file, [record], fsync=True)
         self.count += 1
 
     def __exit__(self, *exc) -> None:
@@ -236,21 +230,8 @@ class TraceWriter:
 
 
 def read_traces(path: str | Path) -> list[dict[str, Any]]:
-    """Every complete line of a trace file; a partial last line (a crash mid-write) is ignored."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("trace file not found", where=str(path))
-    data = path.read_bytes()
-    records = []
-    for number, raw in enumerate(data.split(b"\n")[:-1], start=1):  # the piece after the last \n is partial
-        if not raw.strip():
-            continue
-        try:
-            records.append(json.loads(raw))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not a JSON line: {exc.msg}", where=f"{path}:{number}",
-                            hint="remove the line; reruns append only whole lines") from None
-    return records
+    """Every complete line of a trace file; a torn last line (a crash mid-write) is ignored."""
+    return read_rows(path, what="trace file")
 
 
 def accepted_traces(path: str | Path) -> list[dict[str, Any]]:
@@ -259,16 +240,8 @@ def accepted_traces(path: str | Path) -> list[dict[str, Any]]:
 
 
 def completed_keys(path: Path) -> set[tuple[str, int]]:
-    """(row_id, sample) of every complete line, after cutting off a partial last line so appends start clean."""
-    if not path.is_file():
-        return set()
-    data = path.read_bytes()
-    cut = data.rfind(b"\n") + 1
-    if cut < len(data):
-        logger.warning("%s: ignoring a partial last line (%d bytes) from an interrupted run", path, len(data) - cut)
-        with open(path, "r+b") as f:
-            f.truncate(cut)
-    return {(str(r["row_id"]), int(r["sample"])) for r in read_traces(path)}
+    """(row_id, sample) of every complete line, after cutting off a torn last line so appends start clean."""
+    return {(str(r["row_id"]), int(r["sample"])) for r in resume_rows(path)}
 
 
 # -- the endpoint ----------------------------------------------------------------------------------
