@@ -93,7 +93,8 @@ MODELS = {  # in order of cost: the runs go in this order
 }
 NAMES = {"bi-encoder": "bi-encoder (MiniLM-L6, untrained)", "bi-encoder-student": "bi-encoder student (MiniLM-L6)",
          "st-cross-encoder": "cross-encoder student (MiniLM-L6)",
-         "bi-encoder-student+bm25": "bi-encoder student + BM25 fusion", "st-cross-encoder+bm25": "cross-encoder student + BM25 fusion"}
+         "bi-encoder-student+bm25": "bi-encoder student + BM25 fusion",
+         "st-cross-encoder+bm25": "cross-encoder student + BM25 fusion"}
 RANKERS = ["bm25", "bi-encoder", "bi-encoder-student", "st-cross-encoder", "bi-encoder-student+bm25",
            "st-cross-encoder+bm25"]
 FUSED = "+bm25"
@@ -199,7 +200,8 @@ def homedepot(root: Path, args) -> Dataset:
                     test_set: (sample_queries(split["test"], HOMEDEPOT_TEST_PAIRS), RANKERS)}
     ds.notes.append(f"split_by_query 80/20 seed {SEED}: {len(train)} train / {len(split['test'])} test pairs")
     ds.notes.append(f"sample{args.limit}, {test_set}: whole test queries in seeded order (seed {SEED}) until "
-                    f"{args.limit} / {HOMEDEPOT_TEST_PAIRS} pairs (the encoders cannot score all 11,866 on 2 busy cores)")
+                    f"{args.limit} / {HOMEDEPOT_TEST_PAIRS} pairs (the encoders cannot score all 11,866 on "
+                    "2 busy cores)")
     return ds
 
 

@@ -110,9 +110,9 @@ def train_student(
         model, added, rate = _train_bi_encoder(train_pairs, y[train_idx], settings, out_dir)
         scorer = BiEncoderScorer(model, criteria, _flat_head(criteria), batch_size=64)
         run = StudentRun(str(out_dir), settings.kind, len(train_idx), len(held_idx), rate, added)
-        scorer = _guard(scorer, held, criteria, settings, run)
-    raw = scorer.raw_scores(held)
+        scorer, raw = _guard(scorer, held, criteria, settings, run)
     if run.kind == CROSS_KIND:
+        raw = scorer.raw_scores(held)
         run.holdout_ndcg10["fine-tuned"] = _ndcg10(held, raw, criteria)
     head = LabelHead.fit(raw, targets[held_idx])
     created = f"genrel distill (student={settings.kind}, base={settings.base}, kept={run.kept})"
@@ -293,17 +293,18 @@ def _train_bi_encoder(pairs: Sequence[Pair], y: np.ndarray, s: StudentSettings, 
 
 
 def _guard(trained: BiEncoderScorer, held: Sequence[Pair], criteria: Criteria, s: StudentSettings,
-           run: StudentRun) -> BiEncoderScorer:
-    """Keep the fine-tuned embedder only if its held-out nDCG@10 beats the untrained one's."""
+           run: StudentRun) -> tuple[BiEncoderScorer, np.ndarray]:
+    """Keep the fine-tuned embedder only if its held-out nDCG@10 beats the untrained one's; returns
+    the kept scorer and its held-out scores."""
     untrained = BiEncoderScorer(BiEncoderScorer.load_model(base_path(s.base)), criteria, trained.head, batch_size=64)
-    run.holdout_ndcg10 = {"untrained": _ndcg10(held, untrained.raw_scores(held), criteria),
-                          "fine-tuned": _ndcg10(held, trained.raw_scores(held), criteria)}
+    before, after = untrained.raw_scores(held), trained.raw_scores(held)
+    run.holdout_ndcg10 = {"untrained": _ndcg10(held, before, criteria), "fine-tuned": _ndcg10(held, after, criteria)}
     if run.holdout_ndcg10["fine-tuned"] > run.holdout_ndcg10["untrained"]:
         run.kept = "fine-tuned"
-        return trained
+        return trained, after
     run.kept = "untrained (fine-tuning did not rank the held-out training queries better)"
     log.info("guard: keeping the untrained embedder (held-out nDCG@10 %s)", run.holdout_ndcg10)
-    return untrained
+    return untrained, before
 
 
 # -- shared ----------------------------------------------------------------------------------------------
@@ -319,7 +320,8 @@ def _trainer_args(s: StudentSettings, out_dir: Path, batch_size: int) -> dict[st
 
     return dict(
         output_dir=str(out_dir / "trainer"), num_train_epochs=s.epochs, per_device_train_batch_size=batch_size,
-        gradient_accumulation_steps=s.gradient_accumulation_steps, learning_rate=s.lr, warmup_steps=s.warmup_ratio,  # a float < 1: a share of the steps
+        gradient_accumulation_steps=s.gradient_accumulation_steps, learning_rate=s.lr,
+        warmup_steps=s.warmup_ratio,  # a float below 1 is a share of the steps in transformers 5
         weight_decay=s.weight_decay, seed=s.seed, data_seed=s.seed, logging_steps=s.log_every, save_strategy="epoch",
         save_total_limit=1, report_to=s.report_to, use_cpu=not torch.cuda.is_available() or s.device == "cpu",
         bf16=s.bf16, disable_tqdm=not s.progress, dataloader_drop_last=False,

@@ -159,7 +159,8 @@ def fuse(own: np.ndarray, bm25: np.ndarray, weight: float) -> np.ndarray:
     return (1.0 - weight) * np.asarray(own, dtype=np.float64) + weight * np.asarray(bm25, dtype=np.float64)
 
 
-def untrained_bi_encoder(base: str, criteria: Criteria, head: LabelHead | None = None, **kwargs: Any) -> BiEncoderScorer:
+def untrained_bi_encoder(base: str, criteria: Criteria, head: LabelHead | None = None,
+                         **kwargs: Any) -> BiEncoderScorer:
     """The base embedder as a scorer (a flat head unless one is given): the baseline a student must beat."""
     from genrel.score.cross_encoder import base_path
 
