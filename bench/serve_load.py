@@ -162,7 +162,7 @@ async def drive(url: str, bodies: list[dict], concurrency: int, max_requests: in
             body = bodies[(sent * 7 + worker) % len(bodies)]
             sent += 1
             t0 = time.perf_counter()
-            r = await c.post("/v1/score", json=body)
+            r = await c.post("/v1/judge", json=body)
             latencies.append(time.perf_counter() - t0)
             if r.status_code == 200:
                 pairs += len(body["documents"])

@@ -69,6 +69,30 @@ def evaluate(
     queries (:func:`query_chunks`); the finished file is in input order."""
     criteria = load_criteria(criteria)
     check_threshold(criteria, threshold_label)  # fail on a bad threshold before any scoring
+    path = score_into_run(scorer, pairs, criteria, out_dir, batch_size=batch_size, explain=explain, data=data,
+                          progress=progress, threshold_label=threshold_label)
+    report = metrics_from_predictions(path, criteria)
+    if pairs and not report["n_judged"]:
+        log.warning("no pair has a gold label: only format errors and reasoning tokens are measured")
+    write_report(report, out_dir)
+    return report
+
+
+def score_into_run(
+    scorer: Scorer,
+    pairs: Sequence[Pair],
+    criteria: Criteria,
+    out_dir: str | Path,
+    *,
+    batch_size: int = 16,
+    explain: bool = True,
+    data: str | None = None,
+    progress: bool = True,
+    threshold_label: str | None = None,
+) -> Path:
+    """Score ``pairs`` into ``out_dir/predictions.jsonl`` (resuming: rows already there are kept) and
+    record the run in ``run.json``; returns the predictions path. Labels are optional: what ``evaluate``
+    and ``genrel score`` share."""
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}", where="batch_size")
     check_unique_row_ids(pairs)
@@ -87,11 +111,7 @@ def evaluate(
     if rate is not None:
         run["pairs_per_second"] = rate
     _write_json(out_dir / RUN_FILE, run)
-    report = metrics_from_predictions(path, criteria)
-    if pairs and not report["n_judged"]:
-        log.warning("no pair has a gold label: only format errors and reasoning tokens are measured")
-    write_report(report, out_dir)
-    return report
+    return path
 
 
 def _score_into(handle, scorer: Scorer, pairs: Sequence[Pair], criteria: Criteria, batch_size: int,

@@ -16,7 +16,8 @@ Accepted ``model`` values (``docs/models.md``):
 Zero-shot models and BM25 need ``criteria``; a genrel directory brings its own (a ``criteria``
 argument must then have the same labels, and replaces it, e.g. to change gains or rules). Extra
 keyword arguments go to the scorer (``batch_size``, ``max_new_tokens``…); ``dtype`` goes to the model
-loader; generation settings are ignored by scorers that do not generate (BM25, cross-encoders), so one
+loader; ``device`` (``cpu``, ``cuda:1``…) places torch models (ONNX, vLLM and BM25 ignore it);
+generation settings are ignored by scorers that do not generate (BM25, cross-encoders), so one
 call can load any model. The scorer's ``name`` is ``model`` as given unless ``name=`` says otherwise: it
 is what reports show and what an eval resume checks. Anything else is a :class:`ModelError` that lists
 these forms.
@@ -44,7 +45,7 @@ FORMS_HINT = (
 )
 _ZERO_SHOT = {"zero-shot-nosteps:": ("label-first", "no-steps"), "zero-shot:": ("reasoning", "steps")}
 _TORCH_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-_GENERATION_ONLY = ("max_new_tokens", "dtype")
+_GENERATION_ONLY = ("max_new_tokens", "dtype", "device")
 
 
 def load_scorer(model: str, *, backend: str = "hf", criteria: Criteria | str | None = None, **kwargs: Any) -> Scorer:
@@ -107,7 +108,7 @@ def _without_generation(kwargs: dict) -> dict:
 
 
 def _causal_lm(model: str, backend: str, crit: Criteria, form: str, prompt: str, kwargs: dict) -> Scorer:
-    dtype = kwargs.pop("dtype", "auto")
+    dtype, device = kwargs.pop("dtype", "auto"), kwargs.pop("device", None)
     if backend == "onnx":
         raise ModelError("the ONNX backend serves cross-encoders only", where=model, hint="use --backend hf or vllm")
     if backend == "vllm":
@@ -118,10 +119,13 @@ def _causal_lm(model: str, backend: str, crit: Criteria, form: str, prompt: str,
     from genrel.score.lm import LMScorer
 
     lm, tokenizer = load_causal_lm(model, dtype=dtype)
+    if device not in (None, "auto"):
+        lm = lm.to(device)
     return LMScorer(lm, tokenizer, crit, form=form, prompt=prompt, **kwargs)
 
 
 def _cross_encoder(path: Path, backend: str, crit: Criteria, info: ModelInfo, kwargs: dict) -> Scorer:
+    device = kwargs.get("device")
     kwargs = _without_generation(kwargs)
     has_torch = any((path / f).is_file() for f in _TORCH_WEIGHTS)
     if backend == "vllm":
@@ -133,7 +137,7 @@ def _cross_encoder(path: Path, backend: str, crit: Criteria, info: ModelInfo, kw
     else:
         from genrel.score.cross_encoder import CrossEncoderScorer
 
-        scorer = CrossEncoderScorer.from_dir(path, **kwargs)
+        scorer = CrossEncoderScorer.from_dir(path, device=device, **kwargs)
     scorer.criteria = crit
     return scorer
 

@@ -1,9 +1,10 @@
 """The HTTP scorer: ``create_app(scorer, cfg)`` builds the FastAPI app around one loaded scorer.
 
-Routes: ``POST /v1/score``, ``POST /v1/rank``, ``GET /v1/info``, ``GET /healthz``, ``GET /readyz``,
-``GET /metrics``; ``/openapi.json`` and ``/docs`` come from FastAPI. Every error answer has the body
-``{"error": {"code", "message", ...}}``. The app does not load models (``genrel.serve.loading`` does)
-and does not run a server (``genrel.serve.server`` does).
+Native routes: ``POST /v1/judge``, ``POST /v1/rank``, ``GET /v1/info``, ``GET /healthz``, ``GET /readyz``,
+``GET /metrics``; ``/openapi.json`` and ``/docs`` come from FastAPI. Every native error answer has the body
+``{"error": {"code", "message", ...}}``. The rerank dialects other clients speak (Cohere, Jina, TEI, vLLM)
+are registered from :mod:`genrel.serve.dialects` and go through the same scoring path. The app does not
+load models (``genrel.serve.loading`` does) and does not run a server (``genrel.serve.server`` does).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from genrel.score.base import Scored, Scorer
+from genrel.score.base import Scored, Scorer, ranking
+from genrel.serve.api_error import ApiError
 from genrel.serve.batcher import MicroBatcher, QueueFull, ScoringError
 from genrel.serve.config import ServeConfig
+from genrel.serve.dialects import register_dialects
 from genrel.serve.guard import RequestGuard, error_content
 from genrel.serve.metrics import CONTENT_TYPE, ServeMetrics
 from genrel.serve.schema import (
@@ -54,14 +57,6 @@ _ERRORS = {
 
 API_DESCRIPTION = """Graded relevance labels, calibrated label probabilities and a ranking score (expected gain)
 for query–document pairs. Pairs from concurrent requests are micro-batched. See docs/serving.md."""
-
-
-class ApiError(Exception):
-    """An error answer: HTTP status plus the fields of the error body."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra):
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers, self.extra = status, code, message, headers, extra
 
 
 def model_name_of(scorer: Scorer, cfg: ServeConfig) -> str:
@@ -118,9 +113,9 @@ def create_app(scorer: Scorer, cfg: ServeConfig) -> FastAPI:
             raise ApiError(500, "scoring_failed", str(exc)) from None
         return [_document_result(doc.id, s, req.explain) for doc, s in zip(req.documents, results)]
 
-    @app.post("/v1/score", response_model=ScoreResponse, response_model_exclude_unset=True, responses=_ERRORS,
+    @app.post("/v1/judge", response_model=ScoreResponse, response_model_exclude_unset=True, responses=_ERRORS,
               tags=["scoring"])
-    async def score(req: ScoreRequest) -> ScoreResponse:
+    async def judge(req: ScoreRequest) -> ScoreResponse:
         """Judge every document against the query; results in the request's order."""
         started = time.perf_counter()
         results = await scored(req)
@@ -132,7 +127,7 @@ def create_app(scorer: Scorer, cfg: ServeConfig) -> FastAPI:
         """Judge every document, then order them by score, best first (ties keep the request's order)."""
         started = time.perf_counter()
         results = await scored(req)
-        order = sorted(range(len(results)), key=lambda i: -results[i].score)[: req.top_k]
+        order = ranking([r.score for r in results])[: req.top_k]
         ranked = [
             RankedDocument(**results[i].model_dump(exclude_unset=True), rank=r) for r, i in enumerate(order, start=1)
         ]
@@ -168,6 +163,8 @@ def create_app(scorer: Scorer, cfg: ServeConfig) -> FastAPI:
         """Prometheus text format: requests, latency, pairs scored, batch sizes, queue depth, errors."""
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
+    app.state.scored, app.state.model_name = scored, model
+    register_dialects(app, scorer.criteria)
     return app
 
 

@@ -14,9 +14,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genrel.serve.metrics import ServeMetrics
 
-PROTECTED_PREFIXES = ("/v1/", "/metrics")
+PROTECTED_PREFIXES = ("/v1/", "/v2/", "/rerank", "/metrics")
 KNOWN_ENDPOINTS = frozenset(
-    {"/v1/score", "/v1/rank", "/v1/info", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"}
+    {"/v1/judge", "/v1/rank", "/v1/info", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc",
+     "/v1/rerank", "/v2/rerank", "/rerank", "/v1/score"}  # the last four: genrel.serve.dialects
 )
 
 
