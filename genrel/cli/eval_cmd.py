@@ -65,10 +65,10 @@ def eval_command(
                       explain=explain, data=opt.data_name(data, run, qrels))
     _print_headline(report, out)
     if trec_run is not None:
-        from genrel.eval.predictions import PREDICTIONS_FILE, read_predictions
-        from genrel.eval.scoring import write_trec_run
+        from genrel.eval.predictions import PREDICTIONS_FILE
+        from genrel.eval.report import write_trec_run
 
-        write_trec_run(read_predictions(out / PREDICTIONS_FILE), trec_run, scorer.name)
+        write_trec_run(out / PREDICTIONS_FILE, trec_run, scorer.name)
         console.print(f"TREC run: {trec_run}", markup=False, highlight=False)
 
 

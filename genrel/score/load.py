@@ -8,6 +8,9 @@ Accepted ``model`` values (``docs/models.md``):
 - ``zero-shot:<model>``: any causal LM prompted with the criteria steps, ``reasoning`` form;
 - ``zero-shot-nosteps:<model>``: the same model asked only for ``<label>…</label>`` (label-first);
 - a plain HF causal LM (``org/name`` id or local folder) or ``smollm2-135m``: as ``zero-shot:``;
+- a sentence-transformers student directory (kind ``st-cross-encoder`` or ``bi-encoder``);
+- ``bi-encoder:<base>``: an untrained embedder (``minilm`` or a sentence-transformers folder) ranking
+  by cosine, with a flat label head (the baseline its student must beat);
 - ``bm25``: the BM25 baseline.
 
 Zero-shot models and BM25 need ``criteria``; a genrel directory brings its own (a ``criteria``
@@ -57,6 +60,11 @@ def _load(model: str, backend: str, criteria: Criteria | str | None, kwargs: dic
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend '{backend}'", hint=f"one of {', '.join(BACKENDS)}")
     crit = load_criteria(criteria) if criteria is not None else None
+    if model.startswith("bi-encoder:"):
+        from genrel.score.st_students import untrained_bi_encoder
+
+        options = {k: v for k, v in kwargs.items() if k in ("batch_size", "progress")}
+        return untrained_bi_encoder(model[len("bi-encoder:"):], _required(crit, model), **options)
     if model == "bm25":
         from genrel.score.bm25 import BM25Scorer
 
@@ -73,6 +81,8 @@ def _load(model: str, backend: str, criteria: Criteria | str | None, kwargs: dic
         crit = _model_criteria(info, crit, model)
         if info.kind == "cross-encoder":
             return _cross_encoder(path, backend, crit, info, kwargs)
+        if info.kind in ("st-cross-encoder", "bi-encoder"):
+            return _st_student(path, backend, crit, info, kwargs)
         return _causal_lm(model, backend, crit, info.form or "reasoning", info.prompt,
                           {"temperature": info.temperature, "max_length": info.max_length, **kwargs})
     if path.exists():
@@ -128,6 +138,18 @@ def _cross_encoder(path: Path, backend: str, crit: Criteria, info: ModelInfo, kw
         from genrel.score.cross_encoder import CrossEncoderScorer
 
         scorer = CrossEncoderScorer.from_dir(path, device=device, **kwargs)
+    scorer.criteria = crit
+    return scorer
+
+
+def _st_student(path: Path, backend: str, crit: Criteria, info: ModelInfo, kwargs: dict) -> Scorer:
+    from genrel.score.st_students import BiEncoderScorer, STCrossEncoderScorer
+
+    if backend != "hf":
+        raise ModelError(f"a {info.kind} student runs on torch only", where=str(path), hint="use --backend hf")
+    cls = BiEncoderScorer if info.kind == "bi-encoder" else STCrossEncoderScorer
+    options = {k: v for k, v in _without_generation(kwargs).items() if k in ("batch_size", "progress", "device")}
+    scorer = cls.from_dir(path, **options)
     scorer.criteria = crit
     return scorer
 
