@@ -12,7 +12,9 @@ Phase 1 trains ``--steps`` steps with ``use_vllm=True, vllm_mode="colocate"`` an
 (TRL's ``step_time``: generation + scoring + SAM + loss + backward). When vllm is not importable it
 says so and runs the same steps with transformers generation instead. A random model writes text that
 never parses, so phase 2 trains 2 steps on the GPU with scripted valid completions to exercise SAM's
-tensors on CUDA (masked-token share > 0, finite loss).
+tensors on CUDA (masked-token share > 0, finite loss). Phase 1 also scores 8 dev pairs at its last
+step (``data.dev``, sampled at 0.6 / 0.95): with vLLM through the colocated engine, as docs/training.md
+says, so the dev metrics line checks that path.
 """
 
 from __future__ import annotations
@@ -74,7 +76,9 @@ def main() -> int:
     for title, records in results.items():
         report(records, title)
     scripted_records = results[phases[0][0]]
-    ok = all(results.values()) and all(r.get("loss") is not None for rs in results.values() for r in rs)
+    ok = all(results.values()) and all(r.get("loss") is not None for rs in results.values() for r in rs
+                                       if "eval_accuracy" not in r)
+    ok = ok and any("eval_accuracy" in r for r in results[phases[1][0]])  # the dev set was scored
     ok = ok and any((r.get("sam/masked_token_share") or 0) > 0 for r in scripted_records)
     say("OK" if ok else "FAILED: see the records above")
     return 0 if ok else 1
@@ -116,10 +120,12 @@ def run_phase(args, model_dir: Path, data: Path, out: Path, *, use_vllm: bool, s
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from genrel.criteria import load_criteria
-    from genrel.train.rl import RLStageConfig, build_rl_dataset, build_trainer
+    from genrel.train.rl import RLStageConfig, build_rl_dataset, build_trainer, build_validator
 
     cfg = RLStageConfig.model_validate({
-        "model": str(model_dir), "criteria": "esci", "data": {"train": str(data)}, "output_dir": str(out),
+        "model": str(model_dir), "criteria": "esci", "output_dir": str(out),
+        "data": {"train": str(data), **({} if scripted else {"dev": str(data)})},
+        "validation": {"eval_steps": steps or args.steps, "max_pairs": 8, "max_new_tokens": 64},
         "num_generations": args.generations, "prompts_per_step": args.prompts,
         "max_prompt_length": 1536, "max_completion_length": args.completion_tokens,
         "steps": steps or args.steps, "save_steps": 1000, "lr": 1e-6, "beta": 0.0,
@@ -141,18 +147,23 @@ def run_phase(args, model_dir: Path, data: Path, out: Path, *, use_vllm: bool, s
 
         trainer_class = scripted_class(SAMGRPOTrainer, mixed_completions(criteria, "exact"))
     start = time.perf_counter()
-    trainer = build_trainer(cfg, criteria, model, tokenizer, dataset, trainer_class=trainer_class)
+    trainer = build_trainer(cfg, criteria, model, tokenizer, dataset, trainer_class=trainer_class,
+                            validator=build_validator(cfg, criteria))
     say(f"{out.name}: trainer ready in {time.perf_counter() - start:.1f} s; training {cfg.steps} steps")
     trainer.train()
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     del trainer, model
     torch.cuda.empty_cache()
-    return [r for r in records if "loss" in r]
+    for r in records:
+        if "eval_accuracy" in r:
+            say(f"  dev at step {r['step']}: accuracy {r['eval_accuracy']}, format errors "
+                f"{r['eval_format_error_rate']}, {r['eval_n']:.0f} pairs in {r['eval_runtime']} s")
+    return [r for r in records if "loss" in r or "eval_accuracy" in r]
 
 
 def report(records: list[dict], title: str) -> None:
     say(title)
-    for r in records:
+    for r in (r for r in records if "loss" in r):
         say(
             f"  step {r['step']}: step_time {r.get('step_time', float('nan')):.2f} s, loss {r.get('loss')}, "
             f"mean completion {r.get('completions/mean_length')} tokens, "

@@ -26,21 +26,13 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
-
-REPO = Path(__file__).resolve().parents[1]
-WORDS = (
-    "flea life cycle adult egg larva pupa host dog cat blood temperature humidity weeks days year treatment "
-    "collar spray vacuum carpet shoe running trail size red blue waterproof price brand review battery phone "
-    "charger cable fast wireless kitchen knife steel chef sharp recipe pasta sauce tomato garlic basil oven"
-).split()
+from loadgen import free_port, init_minilm, percentiles_ms, request_body, start_server, wait_ready
 
 
 def main() -> None:
@@ -56,7 +48,12 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     peaks_before = measure_peaks()  # again after the load levels; the better of the two is the limit
     port = free_port()
-    server = start_server(model, args, port)
+    server = start_server(model, args.backend, port, [
+        f"max_batch_size={args.max_batch_size}",
+        f"max_batch_wait_ms={args.max_batch_wait_ms}",
+        f"max_documents_per_request={max(args.docs, 100)}",
+        "max_queue_wait_s=null",  # measure the saturated queue, not the overload shedding (soak.py does that)
+    ])
     url = f"http://127.0.0.1:{port}"
     rows = []
     try:
@@ -98,54 +95,14 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def init_minilm(out: Path) -> Path:
-    if (out / "genrel_model.json").is_file():
-        return out
-    from genrel.criteria import load_criteria
-    from genrel.score.cross_encoder import CrossEncoderModel
-
-    ce = CrossEncoderModel.from_base("minilm", load_criteria("trec-dl"), max_length=256)
-    return ce.save(out, created_by="bench/serve_load.py (untrained head)")
 
 
-def request_body(rng: random.Random, docs: int, query_words: int, doc_words: int, k: int) -> dict:
-    query = " ".join(rng.choice(WORDS) for _ in range(query_words))
-    documents = [
-        {"id": f"r{k}-d{j}", "text": " ".join(rng.choice(WORDS) for _ in range(doc_words))} for j in range(docs)
-    ]
-    return {"query": query, "documents": documents}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def start_server(model: str, args: argparse.Namespace, port: int) -> subprocess.Popen:
-    cmd = [
-        sys.executable, "-c", "from genrel.cli import main; main()", "--quiet", "serve",
-        "--model", model, "--backend", args.backend, "--port", str(port),
-        "--set", f"max_batch_size={args.max_batch_size}",
-        "--set", f"max_batch_wait_ms={args.max_batch_wait_ms}",
-        "--set", f"max_documents_per_request={max(args.docs, 100)}",
-    ]
-    env = {**os.environ, "GENREL_SERVE_TOKEN": ""}
-    return subprocess.Popen(cmd, cwd=REPO, env=env)
 
 
-def wait_ready(url: str, server: subprocess.Popen, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"the server exited with {server.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    sys.exit(f"the server was not ready after {timeout_s:.0f} s")
 
 
 async def drive(url: str, bodies: list[dict], concurrency: int, max_requests: int, max_seconds: float) -> dict:
@@ -162,7 +119,7 @@ async def drive(url: str, bodies: list[dict], concurrency: int, max_requests: in
             body = bodies[(sent * 7 + worker) % len(bodies)]
             sent += 1
             t0 = time.perf_counter()
-            r = await c.post("/v1/score", json=body)
+            r = await c.post("/v1/judge", json=body)
             latencies.append(time.perf_counter() - t0)
             if r.status_code == 200:
                 pairs += len(body["documents"])
@@ -177,12 +134,6 @@ async def drive(url: str, bodies: list[dict], concurrency: int, max_requests: in
             "pairs_per_s": pairs / elapsed, **percentiles_ms(latencies)}
 
 
-def percentiles_ms(latencies: list[float]) -> dict:
-    if len(latencies) < 2:
-        v = latencies[0] * 1000 if latencies else float("nan")
-        return {"p50_ms": v, "p95_ms": v, "p99_ms": v}
-    q = statistics.quantiles(latencies, n=100, method="inclusive")
-    return {"p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000}
 
 
 def batch_stats(url: str) -> tuple[float, float]:

@@ -64,8 +64,11 @@ def separable_pairs(n: int = 16, *, query: str = "red running shoes") -> list:
     ]
 
 
-def save_tiny_cross_encoder_dir(path, criteria, *, seed: int = 0, max_length: int = 32) -> Path:
-    """A genrel cross-encoder directory with random weights (no training), for load/export tests."""
+def save_tiny_cross_encoder_dir(
+    path, criteria, *, seed: int = 0, max_length: int = 32, hidden: int = 32, intermediate: int = 64
+) -> Path:
+    """A genrel cross-encoder directory with random weights (no training), for load/export tests; a larger
+    ``hidden``/``intermediate``/``max_length`` gives activations big enough for memory tests."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -73,8 +76,9 @@ def save_tiny_cross_encoder_dir(path, criteria, *, seed: int = 0, max_length: in
 
     tok = tiny_wordpiece()
     config = BertConfig(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=128, pad_token_id=tok.pad_token_id, num_labels=len(criteria.labels),
+        vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=intermediate, max_position_embeddings=max(128, max_length),
+        pad_token_id=tok.pad_token_id, num_labels=len(criteria.labels),
     )
     torch.manual_seed(seed)
     model = BertForSequenceClassification(config).eval()

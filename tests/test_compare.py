@@ -92,3 +92,15 @@ def test_cli_compare(runs, tmp_path):
                                       "--resamples", "100"])
     assert result.exit_code == 0, result.output
     assert (out / "compare.md").is_file() and (out / "compare.png").is_file()
+
+
+def test_paired_differences_are_per_query_means_with_an_interval(runs, tmp_path):
+    result = compare([runs / "weak", runs / "good"], tmp_path / "cmp", n_resamples=500)
+    weak, good = result["runs"]
+    paired = good["paired"]["ndcg@10"]
+    mine = {q: good["per_query"]["ndcg@10"][q] - weak["per_query"]["ndcg@10"][q] for q in weak["per_query"]["ndcg@10"]}
+    assert paired["queries"] == 15 and paired["mean"] == pytest.approx(np.mean(list(mine.values())))
+    assert paired["mean"] == pytest.approx(good["values"]["ndcg@10"] - weak["values"]["ndcg@10"])
+    lo, hi = paired["interval"]
+    assert lo < paired["mean"] < hi and "paired" not in weak
+    assert "Paired differences from `weak`" in (tmp_path / "cmp" / "compare.md").read_text()

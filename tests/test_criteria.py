@@ -11,7 +11,7 @@ import pytest
 from genrel.criteria import indistinguishable_labels, load_criteria, preset_names
 from genrel.errors import CriteriaError
 
-PRESETS = ["trec-dl", "esci", "homedepot", "notes", "notes-zh", "notes-rules"]
+PRESETS = ["trec-dl", "esci", "homedepot", "notes", "notes-zh", "qbqtc", "notes-rules"]
 
 
 def test_shipped_presets_are_listed_and_load():
@@ -43,6 +43,14 @@ def test_notes_has_five_grades_and_provisional_step():
         assert c.step_index("provisional") < c.step_index("calibrated")
     assert load_criteria("notes-zh").language == "zh"
     assert any("\u4e00" <= ch <= "\u9fff" for ch in load_criteria("notes-zh").rules[0])
+
+
+def test_qbqtc_is_three_chinese_grades_with_checked_steps():
+    c = load_criteria("qbqtc")
+    assert c.language == "zh" and c.label_names == ["poor", "somewhat", "very"] and c.gains == [0, 1, 2]
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in lab.means) for lab in c.labels)
+    assert [s.id for s in c.checked_steps] == ["topic", "fulfil"]
+    assert c.steps[c.step_index("fulfil")].expected("somewhat") == frozenset({"no"})
 
 
 def test_unverifiable_when_label_missing_from_expect():

@@ -349,7 +349,7 @@ def test_trec_jsonl_with_titles(tmp_path):
 
 
 def test_trec_problems(tmp_path):
-    qrels = write_text(tmp_path / "qrels.txt", "1 0 d1 2\n1 0 d9 1\n1 0 d1\n9 0 d1 1\n1 0 d1 7\n")
+    qrels = write_text(tmp_path / "qrels.txt", "1 0 d1 2\n1 0 d9 1\n1 d1\n9 0 d1 1\n1 0 d1 7\n")
     docs = write_text(tmp_path / "docs.tsv", "d1\tText\n")
     queries = write_text(tmp_path / "queries.tsv", "1\tq\n")
     with pytest.raises(DataError, match=r"qrels.txt:3: row: expected 'qid iteration docid grade'"):

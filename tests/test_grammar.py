@@ -27,7 +27,7 @@ from genrel.grammar import (
 
 K = ParseErrorKind
 TREC = load_criteria("trec-dl")
-PRESETS = ["trec-dl", "esci", "homedepot", "notes", "notes-zh", "notes-rules"]
+PRESETS = ["trec-dl", "esci", "homedepot", "notes", "notes-zh", "qbqtc", "notes-rules"]
 GOOD = (
     '<step id="need">When do fleas die?</step>\n'
     '<step id="topic">The passage is about flea life cycles. Verdict: yes</step>\n'

@@ -114,7 +114,7 @@ def test_report_values(run):
     assert report["mean_reasoning_tokens"] == 12
     assert report["binary"]["threshold"] == "highly"
     assert report["confusion"]["matrix"][2] == [0, 1, 1, 0]
-    assert report["ndcg_queries"] == 2  # q1, q2; the lone irrelevant pair has no gain
+    assert report["ndcg_queries"] == 3  # every query counts; the lone irrelevant pair scores 0
     # r5 (gold highly) says answer=no, r6 (gold perfect) exact=no: wrong; d4 gave no verdicts
     assert report["per_step_counts"] == {"topic": [6, 6], "answer": [5, 6], "exact": [5, 6]}
     assert report["step_accuracy"] == pytest.approx(16 / 18)

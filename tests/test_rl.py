@@ -145,7 +145,14 @@ def _load_accelerate(path: Path) -> None:
 
 
 # Every folder under configs/ and what its files must load as; a folder missing here fails the test.
-CONFIG_FOLDERS = {"rl": _load_rl, "sft": _load_sft, "distill": _load_distill, "accelerate": _load_accelerate}
+def _load_student(path):
+    from genrel.distill.st_config import StudentTrainConfig
+
+    return StudentTrainConfig.load(path)
+
+
+CONFIG_FOLDERS = {"rl": _load_rl, "sft": _load_sft, "distill": _load_distill, "accelerate": _load_accelerate,
+                  "student": _load_student}
 
 
 def test_every_yaml_under_configs_loads():

@@ -221,3 +221,21 @@ def test_renormalize_soft_leaves_scaled_tokens_alone():
     keep = ~masked_tokens(adv, token_step, status, "soft")
     out = renormalize_kept(soft, keep, torch.ones(1, 4), "grpo")
     assert torch.allclose(out, torch.tensor([[0.5, 0.5, 2.0, 2.0]]))  # 4 tokens / 2 kept = 2
+
+
+def test_clip_advantages_clamps_symmetrically_and_none_leaves_them():
+    from genrel.sam.masking import clip_advantages
+
+    adv = torch.tensor([-4.5, -3.0, -0.2, 0.0, 2.9, 3.7])  # [B]
+    assert torch.equal(clip_advantages(adv, 3.0), torch.tensor([-3.0, -3.0, -0.2, 0.0, 2.9, 3.0]))
+    token = adv[:, None].expand(6, 4)  # [B, T]
+    assert torch.equal(clip_advantages(token, 1.0), token.clamp(-1, 1))
+    assert clip_advantages(adv, None) is adv
+    with pytest.raises(ValueError, match="bound must be > 0"):
+        clip_advantages(adv, 0.0)
+    # The docstring's bound: one success among G binary rewards, TRL's normalisation (unbiased std).
+    for G, binds in ((8, False), (10, False), (11, True)):
+        rewards = torch.zeros(G)
+        rewards[0] = 1
+        top = ((rewards - rewards.mean()) / rewards.std()).max().item()
+        assert top == pytest.approx((G - 1) / G**0.5) and (top > 3) is binds

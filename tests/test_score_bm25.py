@@ -62,5 +62,10 @@ def test_fit_lowers_the_nll_and_keeps_the_slope_non_negative():
     assert scorer.slope >= 0 and current_nll() < before
 
 
-def test_tokenize_splits_cjk_characters():
-    assert tokenize("Red-Shoes 42 搜索词") == ["red", "shoes", "42", "搜", "索", "词"]
+def test_tokenize_cuts_cjk_runs_into_characters_bigrams_or_words():
+    assert tokenize("Red-Shoes 42 搜索词", "char") == ["red", "shoes", "42", "搜", "索", "词"]
+    assert tokenize("Red-Shoes 42 搜索词") == tokenize("Red-Shoes 42 搜索词", "char")
+    assert tokenize("Red-Shoes 42 搜索词 的", "bigram") == ["red", "shoes", "42", "搜索", "索词", "的"]
+    assert "搜索" in tokenize("搜索词", "jieba")
+    with pytest.raises(ValueError, match="cjk"):
+        tokenize("搜索词", "nope")

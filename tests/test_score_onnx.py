@@ -62,3 +62,14 @@ def test_export_raises_beyond_the_tolerance(exported, tmp_path):
     with pytest.raises(ModelError, match="differs from torch"):
         export_onnx(model_dir, tmp_path / "strict", tolerance=-1.0)
     assert not (tmp_path / "strict" / "model.onnx").exists()
+
+
+def test_reranker_on_the_onnx_backend_ranks_like_torch(exported):
+    from genrel import Reranker
+
+    model_dir, onnx_dir, _ = exported
+    docs = ["red running shoes size", "garden hose drill battery", "trail shoe", "blue cotton shirt"]
+    on_onnx = Reranker(str(onnx_dir), backend="onnx").rank("red running shoes", docs)
+    on_torch = Reranker(str(model_dir), device="cpu").rank("red running shoes", docs)
+    assert [h["corpus_id"] for h in on_onnx] == [h["corpus_id"] for h in on_torch]
+    assert [h["score"] for h in on_onnx] == pytest.approx([h["score"] for h in on_torch], abs=1e-4)

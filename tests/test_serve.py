@@ -113,7 +113,7 @@ def metric(client: httpx.Client, name: str, **labels: str) -> float:
 
 def test_score_returns_one_result_per_document_in_order(server):
     body = {"query": "flea life span", "documents": docs("nothing here", "flea life span facts", "a flea")}
-    r = server.post("/v1/score", json=body)
+    r = server.post("/v1/judge", json=body)
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["model"] == "keyword-overlap" and out["latency_ms"] >= 0
@@ -140,8 +140,8 @@ def test_rank_orders_by_score_keeps_ties_stable_and_cuts_top_k(server):
 
 def test_explain_returns_the_reasoning_only_when_asked(server):
     body = {"query": "red shoes", "documents": [{"id": "p", "title": "Red", "text": "shoes", "fields": {"size": 42}}]}
-    plain = server.post("/v1/score", json=body).json()["results"][0]
-    explained = server.post("/v1/score", json={**body, "explain": True}).json()["results"][0]
+    plain = server.post("/v1/judge", json=body).json()["results"][0]
+    explained = server.post("/v1/judge", json={**body, "explain": True}).json()["results"][0]
     assert "explanation" not in plain
     assert explained["explanation"]["reasoning"] == "query words found: red, shoes"
     assert explained["explanation"]["verdicts"] == {"topic": "yes"}
@@ -149,7 +149,7 @@ def test_explain_returns_the_reasoning_only_when_asked(server):
 
 
 def test_empty_document_list_gives_empty_results(server):
-    r = server.post("/v1/score", json={"query": "q", "documents": []})
+    r = server.post("/v1/judge", json={"query": "q", "documents": []})
     assert r.status_code == 200 and r.json()["results"] == []
 
 
@@ -164,19 +164,19 @@ def test_health_ready_info_and_openapi(server):
     assert [lab["name"] for lab in info["labels"]] == ["irrelevant", "related", "highly", "perfect"]
     assert info["limits"]["max_documents_per_request"] == 8
     spec = server.get("/openapi.json").json()
-    assert {"/v1/score", "/v1/rank", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
+    assert {"/v1/judge", "/v1/rank", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
     schemas = spec["components"]["schemas"]
     assert {"ScoreRequest", "RankRequest", "ScoreResponse", "RankResponse", "ErrorResponse"} <= set(schemas)
     assert schemas["ScoreRequest"]["examples"][0]["documents"]
-    assert set(spec["paths"]["/v1/score"]["post"]["responses"]) >= {"200", "401", "413", "422", "500"}
+    assert set(spec["paths"]["/v1/judge"]["post"]["responses"]) >= {"200", "401", "413", "422", "500"}
 
 
 def test_metrics_counters_move(server):
-    before_requests = metric(server, "genrel_requests_total", endpoint="/v1/score", status="200")
+    before_requests = metric(server, "genrel_requests_total", endpoint="/v1/judge", status="200")
     before_pairs = metric(server, "genrel_pairs_scored_total")
     before_batches = metric(server, "genrel_batch_size_pairs_count")
-    server.post("/v1/score", json={"query": "a b", "documents": docs("a", "b", "c")})
-    assert metric(server, "genrel_requests_total", endpoint="/v1/score", status="200") == before_requests + 1
+    server.post("/v1/judge", json={"query": "a b", "documents": docs("a", "b", "c")})
+    assert metric(server, "genrel_requests_total", endpoint="/v1/judge", status="200") == before_requests + 1
     assert metric(server, "genrel_pairs_scored_total") == before_pairs + 3
     assert metric(server, "genrel_batch_size_pairs_count") >= before_batches + 1
     text = server.get("/metrics").text
@@ -188,7 +188,7 @@ def test_metrics_counters_move(server):
 
 
 def test_too_many_documents_is_413_naming_the_limit(server):
-    r = server.post("/v1/score", json={"query": "q", "documents": docs(*["x"] * 9)})
+    r = server.post("/v1/judge", json={"query": "q", "documents": docs(*["x"] * 9)})
     assert r.status_code == 413
     err = r.json()["error"]
     assert (err["code"], err["limit"], err["limit_value"], err["value"]) == ("too_many_documents",
@@ -197,53 +197,53 @@ def test_too_many_documents_is_413_naming_the_limit(server):
 
 
 def test_too_long_document_or_query_is_413(server):
-    r = server.post("/v1/score", json={"query": "q", "documents": [{"id": "big", "text": "x" * 301}]})
+    r = server.post("/v1/judge", json={"query": "q", "documents": [{"id": "big", "text": "x" * 301}]})
     assert r.status_code == 413
     err = r.json()["error"]
     assert (err["code"], err["document_id"], err["value"]) == ("document_too_long", "big", 301)
-    r = server.post("/v1/score", json={"query": "q" * 101, "documents": docs("x")})
+    r = server.post("/v1/judge", json={"query": "q" * 101, "documents": docs("x")})
     assert r.status_code == 413 and r.json()["error"]["limit"] == "max_query_chars"
 
 
 def test_body_over_the_byte_cap_is_413_before_parsing(server):
     big = b'{"query": "q", "documents": [' + b" " * 5000 + b"]}"
-    r = server.post("/v1/score", content=big, headers={"Content-Type": "application/json"})
+    r = server.post("/v1/judge", content=big, headers={"Content-Type": "application/json"})
     assert r.status_code == 413 and r.json()["error"]["limit"] == "max_body_bytes"
-    chunked = server.post("/v1/score", content=iter([big[:3000], big[3000:]]),
+    chunked = server.post("/v1/judge", content=iter([big[:3000], big[3000:]]),
                           headers={"Content-Type": "application/json"})
     assert chunked.status_code == 413
     not_json = b"{" * 5000  # refused for its size, never parsed
-    assert server.post("/v1/score", content=not_json, headers={"Content-Type": "application/json"}).status_code == 413
+    assert server.post("/v1/judge", content=not_json, headers={"Content-Type": "application/json"}).status_code == 413
 
 
 def test_malformed_requests_are_422_with_field_paths(server):
-    bad_json = server.post("/v1/score", content=b'{"query": "q", ', headers={"Content-Type": "application/json"})
+    bad_json = server.post("/v1/judge", content=b'{"query": "q", ', headers={"Content-Type": "application/json"})
     assert bad_json.status_code == 422 and bad_json.json()["error"]["errors"][0]["type"] == "json_invalid"
-    missing = server.post("/v1/score", json={"query": "q", "documents": [{"id": "a"}]})
+    missing = server.post("/v1/judge", json={"query": "q", "documents": [{"id": "a"}]})
     assert missing.status_code == 422
     assert missing.json()["error"]["errors"][0]["loc"] == "body.documents.0.text"
-    wrong = server.post("/v1/score", json={"query": "q", "documents": [{"id": "a", "text": 5}], "explain": "maybe"})
+    wrong = server.post("/v1/judge", json={"query": "q", "documents": [{"id": "a", "text": 5}], "explain": "maybe"})
     locs = {e["loc"] for e in wrong.json()["error"]["errors"]}
     assert wrong.status_code == 422 and locs == {"body.documents.0.text", "body.explain"}
-    extra = server.post("/v1/score", json={"query": "q", "documents": [], "explian": True})
+    extra = server.post("/v1/judge", json={"query": "q", "documents": [], "explian": True})
     assert extra.status_code == 422 and extra.json()["error"]["errors"][0]["loc"] == "body.explian"
-    dup = server.post("/v1/score", json={"query": "q", "documents": docs("a") + docs("b")})
+    dup = server.post("/v1/judge", json={"query": "q", "documents": docs("a") + docs("b")})
     assert dup.status_code == 422 and "duplicate id 'd0'" in dup.json()["error"]["message"]
-    form = server.post("/v1/score", content=b"query=q", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    form = server.post("/v1/judge", content=b"query=q", headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert form.status_code == 415
 
 
 def test_auth_is_required_on_the_api_but_not_on_health(server):
     body = {"query": "q", "documents": docs("x")}
-    none = server.post("/v1/score", json=body, headers={"Authorization": ""})
+    none = server.post("/v1/judge", json=body, headers={"Authorization": ""})
     assert none.status_code == 401 and none.headers["www-authenticate"].startswith("Bearer")
-    wrong = server.post("/v1/score", json=body, headers={"Authorization": "Bearer nope"})
+    wrong = server.post("/v1/judge", json=body, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and 'error="invalid_token"' in wrong.headers["www-authenticate"]
     assert server.get("/metrics", headers={"Authorization": ""}).status_code == 401
     assert server.get("/healthz", headers={"Authorization": ""}).status_code == 200
     # a wrong token on an oversized body is still 401: auth comes before reading the body
     headers = {"Authorization": "", "Content-Type": "application/json"}
-    assert server.post("/v1/score", content=b"x" * 10000, headers=headers).status_code == 401
+    assert server.post("/v1/judge", content=b"x" * 10000, headers=headers).status_code == 401
 
 
 # -- failures and concurrency --------------------------------------------------------------------
@@ -251,14 +251,14 @@ def test_auth_is_required_on_the_api_but_not_on_health(server):
 
 def test_scorer_exception_fails_only_its_request_and_the_worker_survives(server):
     errors_before = metric(server, "genrel_scorer_errors_total", kind="exception")
-    poisoned = server.post("/v1/score", json={"query": "q", "documents": docs("fine", "POISON pill")})
+    poisoned = server.post("/v1/judge", json={"query": "q", "documents": docs("fine", "POISON pill")})
     assert poisoned.status_code == 500
     assert poisoned.json()["error"]["code"] == "scoring_failed" and "poisoned document d1" in poisoned.text
     assert metric(server, "genrel_scorer_errors_total", kind="exception") > errors_before
-    nan = server.post("/v1/score", json={"query": "q", "documents": docs("NAN")})
+    nan = server.post("/v1/judge", json={"query": "q", "documents": docs("NAN")})
     assert nan.status_code == 500 and "not a finite number" in nan.json()["error"]["message"]
     assert metric(server, "genrel_scorer_errors_total", kind="bad_output") >= 1
-    ok = server.post("/v1/score", json={"query": "q", "documents": docs("q")})
+    ok = server.post("/v1/judge", json={"query": "q", "documents": docs("q")})
     assert ok.status_code == 200 and ok.json()["results"][0]["label"] == "perfect"
     assert server.get("/readyz").status_code == 200
 
@@ -278,7 +278,7 @@ def test_fifty_concurrent_clients_get_their_own_results(server):
     async def drive():
         async with httpx.AsyncClient(base_url=str(server.base_url), headers=AUTH, timeout=30.0,
                                      limits=httpx.Limits(max_connections=50)) as client:
-            return await asyncio.gather(*(client.post("/v1/score", json=b) for b in bodies))
+            return await asyncio.gather(*(client.post("/v1/judge", json=b) for b in bodies))
 
     batches_before = metric(server, "genrel_batch_size_pairs_count")
     pairs_before = metric(server, "genrel_pairs_scored_total")
@@ -295,7 +295,7 @@ def test_fifty_concurrent_clients_get_their_own_results(server):
     assert metric(server, "genrel_pairs_scored_total") - pairs_before >= clean_pairs
     batches = metric(server, "genrel_batch_size_pairs_count") - batches_before
     assert batches < clean_pairs  # pairs of different requests shared scorer calls
-    assert server.post("/v1/score", json={"query": "q", "documents": docs("q")}).status_code == 200
+    assert server.post("/v1/judge", json={"query": "q", "documents": docs("q")}).status_code == 200
 
 
 # -- process lifecycle ---------------------------------------------------------------------------
@@ -309,7 +309,7 @@ def test_sigterm_lets_in_flight_requests_finish_and_exits_zero(tmp_path):
         async def drive():
             async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
                 body = {"query": "a", "documents": docs("a", "b")}
-                tasks = [asyncio.create_task(client.post("/v1/score", json=body)) for _ in range(8)]
+                tasks = [asyncio.create_task(client.post("/v1/judge", json=body)) for _ in range(8)]
                 # 16 pairs, 4 per 0.5 s call: once 12 wait in the queue, every request is in the server
                 queued, deadline = 0.0, time.monotonic() + 5
                 while queued < 12 and time.monotonic() < deadline:
@@ -388,7 +388,7 @@ def test_serves_a_tiny_cross_encoder_directory(tmp_path):
             assert set(x["probabilities"]) == {"irrelevant", "related", "highly", "perfect"}
             assert math.isclose(sum(x["probabilities"].values()), 1.0, abs_tol=1e-5)
         assert results[0]["score"] >= results[1]["score"]
-        explained = httpx.post(f"{url}/v1/score", json={**body, "explain": True}, timeout=30.0).json()
+        explained = httpx.post(f"{url}/v1/judge", json={**body, "explain": True}, timeout=30.0).json()
         assert explained["results"][0]["explanation"] == {"reasoning": None, "verdicts": {}, "format_error": None}
         assert json.loads(httpx.get(f"{url}/v1/info").text)["criteria"] == "trec-dl"
 
@@ -428,9 +428,9 @@ def test_slow_scoring_is_504_and_a_full_queue_is_503():
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                slow = asyncio.create_task(client.post("/v1/score", json={"query": "q", "documents": docs("a", "b")}))
+                slow = asyncio.create_task(client.post("/v1/judge", json={"query": "q", "documents": docs("a", "b")}))
                 await asyncio.sleep(0.05)  # "a" is being scored, "b" waits: 1 of 3 queue places taken
-                full = await client.post("/v1/score", json={"query": "q", "documents": docs("x", "y", "z")})
+                full = await client.post("/v1/judge", json={"query": "q", "documents": docs("x", "y", "z")})
                 return await slow, full
 
     slow, full = asyncio.run(drive())

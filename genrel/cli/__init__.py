@@ -18,6 +18,8 @@ from genrel.cli import teacher_cmd
 from genrel.cli import sft_cmd
 from genrel.cli import rl_cmd
 from genrel.cli import score_cmd
+from genrel.cli import scoring_cmd
+from genrel.cli import plot_cmd
 from genrel.cli import eval_cmd
 from genrel.cli import distill_cmd
 from genrel.cli import serve_cmd
@@ -39,6 +41,8 @@ teacher_cmd.register(app)
 sft_cmd.register(app)
 rl_cmd.register(app)
 score_cmd.register(app)
+scoring_cmd.register(app)
+plot_cmd.register(app)
 eval_cmd.register(app)
 distill_cmd.register(app)
 serve_cmd.register(app)

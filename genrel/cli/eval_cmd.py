@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from genrel.cli import data_options as opt
 from genrel.cli.common import console, err_console
 
 
@@ -20,7 +21,7 @@ def eval_command(
         "--model",
         help="Model folder or hub id, or a baseline: bm25, zero-shot:<model>, zero-shot-nosteps:<model>.",
     ),
-    data: Path = typer.Option(..., "--data", help="Labelled data: .jsonl/.json, .csv, .tsv or .parquet."),
+    data: Path | None = opt.DATA,
     criteria: str = typer.Option(..., "--criteria", "-c", help="Criteria preset name or YAML path."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder; an unfinished run there is resumed."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only the first N pairs."),
@@ -37,30 +38,38 @@ def eval_command(
     ),
     dtype: str = typer.Option("auto", "--dtype", help="Weights dtype for LMs: auto, bfloat16, float32…"),
     on_error: str = typer.Option("fail", "--on-error", help="fail: bad data rows are an error; skip: drop them."),
-    mapping: list[str] = typer.Option(
-        None, "--map", "-m", help="field=column, e.g. query=search_term, label=grade. Repeatable."
+    mapping: list[str] = opt.MAP,
+    no_header: bool = opt.NO_HEADER,
+    run: Path | None = opt.RUN,
+    qrels: Path | None = opt.QRELS,
+    docs: Path | None = opt.DOCS,
+    queries: Path | None = opt.QUERIES,
+    depth: int | None = opt.DEPTH,
+    trec_run: Path | None = typer.Option(
+        None, "--trec-run", help="Also write the scores as a standard TREC run file (qid Q0 docid rank score tag)."
     ),
 ) -> None:
     """Score a labelled file and write predictions.jsonl, report.json, report.md and plots into --out."""
     from genrel.criteria import load_criteria
-    from genrel.data import load_pairs, mapping_from_pairs
-    from genrel.eval import check_threshold, evaluate
+    from genrel.eval import evaluate, check_threshold
 
     if backend not in ("hf", "onnx", "vllm"):
         raise typer.BadParameter("must be hf, onnx or vllm", param_hint="--backend")
-    if on_error not in ("fail", "skip"):
-        raise typer.BadParameter("must be 'fail' or 'skip'", param_hint="--on-error")
     crit = load_criteria(criteria)
     check_threshold(crit, threshold)  # a typo fails before the model loads
-    loaded = load_pairs(data, crit, mapping_from_pairs(mapping or []), on_error=on_error)
-    if loaded.problems:
-        err_console.print(f"skipped {loaded.bad_rows} bad row(s); first: {loaded.problems[0]}", style="yellow",
-                          markup=False, highlight=False)
-    pairs = loaded.pairs[:limit] if limit else loaded.pairs
+    pairs = opt.load_data(crit, data=data, run=run, qrels=qrels, docs=docs, queries=queries, depth=depth,
+                          mapping=mapping, no_header=no_header, on_error=on_error)
+    pairs = pairs[:limit] if limit else pairs
     scorer = resolve_scorer(model, backend, crit, max_new_tokens=max_new_tokens, dtype=dtype)
     report = evaluate(scorer, pairs, crit, out, threshold_label=threshold, batch_size=batch_size,
-                      explain=explain, data=str(data))
+                      explain=explain, data=opt.data_name(data, run, qrels))
     _print_headline(report, out)
+    if trec_run is not None:
+        from genrel.eval.predictions import PREDICTIONS_FILE
+        from genrel.eval.report import write_trec_run
+
+        write_trec_run(out / PREDICTIONS_FILE, trec_run, scorer.name)
+        console.print(f"TREC run: {trec_run}", markup=False, highlight=False)
 
 
 def resolve_scorer(model: str, backend: str, criteria, *, max_new_tokens: int | None = None, dtype: str = "auto"):

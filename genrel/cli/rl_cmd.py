@@ -24,8 +24,9 @@ def rl(
 
     cfg = RLStageConfig.load(config, overrides or [])
     result = run_rl(cfg)
+    kept = f" (dev-selected step {result.selected_step})" if result.selected_step is not None else ""
     console.print(
-        f"RL done at step {result.global_step}: model in {result.final_dir}, metrics in {result.metrics_path}",
+        f"RL done at step {result.global_step}: model{kept} in {result.final_dir}, metrics in {result.metrics_path}",
         markup=False,
         highlight=False,
     )

@@ -1,5 +1,6 @@
 """``genrel train cross-encoder`` and ``genrel export onnx``: the cross-encoder student/baseline and its
-ONNX export for serving. The ``train`` group holds only the cross-encoder; SFT and RL are top-level."""
+ONNX export for serving, and ``genrel train student`` (the sentence-transformers students, typed
+config from ``--config`` YAML + ``--set``). SFT and RL are top-level."""
 
 from __future__ import annotations
 
@@ -67,6 +68,39 @@ def train_cross_encoder(
             f"at temperature {run.temperature:.3f}",
             markup=False, highlight=False,
         )
+    console.print(f"model in {run.out_dir}", markup=False, highlight=False)
+
+
+@train_app.command("student")
+def train_student_command(
+    data: Path = typer.Option(None, "--data", help="Judged training pairs: .jsonl/.csv/.tsv/.parquet."),
+    criteria: str = typer.Option(None, "--criteria", "-c", help="Criteria preset name or YAML path."),
+    out: Path = typer.Option(None, "--out", "-o", help="The student's model folder."),
+    kind: str = typer.Option(None, "--kind", help="st-cross-encoder or bi-encoder."),
+    config: Path = typer.Option(None, "--config", help="Stage config (YAML, configs/student/); options override it."),
+    overrides: list[str] = typer.Option(None, "--set", help="Override a field: a.b=value. Repeatable."),
+) -> None:
+    """Train a sentence-transformers student (CrossEncoder or bi-encoder with a calibrated label head)."""
+    from genrel.config import apply_override, read_yaml_mapping, validate_model
+    from genrel.criteria import load_criteria
+    from genrel.data import load_pairs
+    from genrel.distill.st_config import StudentTrainConfig
+    from genrel.distill.st_train import train_student
+
+    raw = read_yaml_mapping(config) if config is not None else {}
+    given = {"data": str(data) if data else None, "criteria": criteria, "output_dir": str(out) if out else None}
+    raw.update({k: v for k, v in given.items() if v is not None})
+    if kind:
+        raw.setdefault("student", {})["kind"] = kind
+    for item in overrides or []:
+        apply_override(raw, item)
+    cfg = validate_model(StudentTrainConfig, raw, str(config) if config else "options")
+    crit = load_criteria(cfg.criteria)
+    pairs = load_pairs(cfg.data, crit, cfg.mapping).pairs
+    cfg.save(Path(cfg.output_dir) / "student_config.yaml")
+    run = train_student(pairs, crit, cfg.output_dir, cfg.student)
+    console.print(f"{run.kind}: {run.train_pairs} training pairs, {run.holdout_pairs} held out; kept {run.kept}; "
+                  f"held-out nDCG@10 {run.holdout_ndcg10}", markup=False, highlight=False)
     console.print(f"model in {run.out_dir}", markup=False, highlight=False)
 
 

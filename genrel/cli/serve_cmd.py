@@ -62,6 +62,6 @@ def _announce(cfg) -> None:
     auth = ' -H "Authorization: Bearer $' + cfg.token_env + '"' if cfg.token() else ""
     log.info("starting on %s (auth %s); API at %s/docs", url, "on" if cfg.token() else "off", url)
     log.info(
-        "try: curl -s %s/v1/score%s -H 'Content-Type: application/json' "
+        "try: curl -s %s/v1/judge%s -H 'Content-Type: application/json' "
         "-d '%s'", url, auth, _EXAMPLE_BODY,
     )

@@ -24,8 +24,9 @@ def sft(
 
     cfg = SFTStageConfig.load(config, overrides or [])
     result = run_sft(cfg)
+    kept = f" (dev-selected step {result.selected_step})" if result.selected_step is not None else ""
     console.print(
-        f"SFT done at step {result.global_step} on {result.examples} trace(s): model in {result.final_dir}, "
+        f"SFT done at step {result.global_step} on {result.examples} trace(s): model{kept} in {result.final_dir}, "
         f"metrics in {result.metrics_path}",
         markup=False,
         highlight=False,

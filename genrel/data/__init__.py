@@ -1,4 +1,5 @@
-"""Judged query–document pairs: readers (JSON lines, CSV/TSV, Parquet, TREC), column mapping, labels
+"""Judged query–document pairs: readers (JSON lines, CSV/TSV, Parquet, datasets folders, TREC qrels and
+runs, BEIR folders: ``load_pairs`` takes any of them), column mapping, labels
 mapped through the criteria, bad rows reported as ``file:line: field: message``, query-disjoint splits.
 
 Imports no torch and no transformers; Parquet needs pyarrow (``genrel[eval]``).
@@ -6,7 +7,7 @@ Imports no torch and no transformers; Parquet needs pyarrow (``genrel[eval]``).
 
 from genrel.data.mapping import ColumnMapping, ResolvedColumns, mapping_from_pairs
 from genrel.data.pair import Pair
-from genrel.data.readers import load_pairs
+from genrel.data.sources import TrecSource, load_pairs
 from genrel.data.rows import LoadResult, RowProblem, label_name
 from genrel.data.splits import split_by_query
 from genrel.data.trec import load_trec
@@ -17,6 +18,7 @@ __all__ = [
     "LoadResult",
     "Pair",
     "ResolvedColumns",
+    "TrecSource",
     "RowProblem",
     "label_name",
     "load_pairs",

@@ -25,6 +25,15 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "id": ("id", "row_id"),
     "verdicts": ("verdicts",),
 }
+# Column names of a headerless CSV/TSV, by its number of columns: MS MARCO's top1000 layout
+# (qid, pid, query, passage), with a label after it, and plain query/text(/label) files. Other widths
+# get column1..columnN, to be named with --map.
+HEADERLESS_LAYOUTS: dict[int, tuple[str, ...]] = {
+    2: ("query", "text"),
+    3: ("query", "text", "label"),
+    4: ("qid", "docid", "query", "text"),
+    5: ("qid", "docid", "query", "text", "label"),
+}
 FIELDS_COLUMN = "fields"  # a column holding a dict of extra fields (what write_pairs_jsonl writes)
 ALL_OTHER_COLUMNS = "*"
 
@@ -49,6 +58,11 @@ class ColumnMapping(BaseModel):
     )
     verdict_prefix: str = Field(
         default="verdict.", description="Columns named <prefix><step id> hold per-step gold verdicts."
+    )
+    header: bool | None = Field(
+        default=None,
+        description="Whether a CSV/TSV file's first line names its columns; None = detect (a first line "
+        "naming no known column is data). Headerless columns are named by HEADERLESS_LAYOUTS.",
     )
     fields: list[str] = Field(
         default_factory=list,
@@ -107,6 +121,22 @@ class ColumnMapping(BaseModel):
             if col is not None and col not in taken:
                 return col
         return None
+
+
+def names_a_column(cells: list[str], mapping: ColumnMapping | None = None) -> bool:
+    """Whether a first line looks like a header: one of its cells is a known column name (any case),
+    a column the mapping names, or a ``verdict.`` column."""
+    known = {n for names in CANDIDATES.values() for n in names} | {FIELDS_COLUMN}
+    named: set[str] = set()
+    if mapping is not None:
+        parts = ("query", "text", "title", "label", "qid", "docid", "id", "verdicts")
+        named = {getattr(mapping, p) for p in parts if getattr(mapping, p)} | set(mapping.fields)
+    prefix = mapping.verdict_prefix if mapping is not None else "verdict."
+    return any(c.strip().lower() in known or c.strip() in named or c.startswith(prefix) for c in cells)
+
+
+def headerless_columns(width: int) -> list[str]:
+    return list(HEADERLESS_LAYOUTS.get(width) or (f"column{i}" for i in range(1, width + 1)))
 
 
 @dataclass(frozen=True)

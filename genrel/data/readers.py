@@ -1,8 +1,11 @@
-"""Read judged pairs from JSON lines, CSV/TSV and Parquet files, chosen by extension.
+"""Read judged pairs from tables: JSON lines, CSV/TSV and Parquet files, chosen by extension, and
+Hugging Face ``datasets`` folders written by ``save_to_disk``.
 
 Every row is reported by ``file:line`` where ``line`` is what an editor shows: the physical line a JSON
-line or CSV record starts on (the CSV header is line 1, so the first data row is line 2); for Parquet,
-the 1-based row number. ``.gz`` text files are read transparently. Rows are converted one at a time
+line or CSV record starts on (the CSV header is line 1, so the first data row is line 2); for Parquet
+and datasets folders, the 1-based row number. A CSV/TSV file without a header line (MS MARCO's TSVs)
+is detected, or declared with ``ColumnMapping.header``; its columns are named by
+:data:`~genrel.data.mapping.HEADERLESS_LAYOUTS`. ``.gz`` text files are read transparently. Rows are converted one at a time
 (:mod:`genrel.data.rows`); JSON lines are parsed in a first pass because their columns are the union of
 the keys of all rows.
 """
@@ -12,15 +15,18 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from genrel.criteria import Criteria, load_criteria
-from genrel.data.mapping import ColumnMapping
+from genrel.data.mapping import ColumnMapping, headerless_columns, names_a_column
 from genrel.data.rows import LoadResult, OnError, RowConverter, RowProblem, finish
 from genrel.errors import DataError, MissingExtraError
+
+log = logging.getLogger(__name__)
 
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
 # A record is a dict of column → value, or (field, message) for a row that could not be read at all.
@@ -35,7 +41,7 @@ class Table:
     records: Iterator[tuple[int, Record]]
 
 
-def load_pairs(
+def load_table_pairs(
     path: str | Path,
     criteria: Criteria | str,
     mapping: ColumnMapping | None = None,
@@ -47,8 +53,9 @@ def load_pairs(
     (missing file, unknown format, no query or text column) always raise."""
     path = Path(path)
     criteria = load_criteria(criteria)
-    table = open_table(path)
-    columns = (mapping or ColumnMapping()).resolve(table.columns, str(path))
+    mapping = mapping or ColumnMapping()
+    table = open_table(path, mapping)
+    columns = mapping.resolve(table.columns, str(path))
     if require_label and columns.label is None:
         raise DataError(
             f"no label column found (columns: {', '.join(table.columns)})",
@@ -79,15 +86,20 @@ def data_format(path: Path) -> str:
         raise DataError(
             f"unknown data format '{''.join(path.suffixes) or path.name}'",
             where=str(path),
-            hint="use .jsonl, .json (JSON lines), .csv, .tsv or .parquet",
+            hint="use .jsonl, .json (JSON lines), .csv, .tsv, .parquet, a BEIR or datasets folder, or a source .yaml",
         )
     if fmt == "parquet" and path.suffix.lower() == ".gz":
         raise DataError("compressed parquet is not supported", where=str(path))
     return fmt
 
 
-def open_table(path: Path) -> Table:
-    """The columns and records of a data file, by its extension."""
+def open_table(path: Path, mapping: ColumnMapping | None = None) -> Table:
+    """The columns and records of a data file, by its extension, or of a datasets folder."""
+    if path.is_dir():
+        if is_hf_dataset(path):
+            return _hf_table(path)
+        raise DataError("this folder is neither a BEIR folder (corpus.jsonl) nor a datasets folder (save_to_disk)",
+                        where=str(path))
     if not path.is_file():
         raise DataError("file not found", where=str(path))
     fmt = data_format(path)
@@ -95,7 +107,28 @@ def open_table(path: Path) -> Table:
         return _jsonl_table(path)
     if fmt == "parquet":
         return _parquet_table(path)
-    return _csv_table(path, delimiter="," if fmt == "csv" else "\t")
+    return _csv_table(path, delimiter="," if fmt == "csv" else "\t", mapping=mapping)
+
+
+def is_hf_dataset(path: Path) -> bool:
+    """A folder written by ``Dataset.save_to_disk`` (or a ``DatasetDict``'s, which holds one per split)."""
+    return any((path / f).is_file() for f in ("state.json", "dataset_dict.json"))
+
+
+def _hf_table(path: Path) -> Table:
+    try:
+        from datasets import Dataset, load_from_disk
+    except ImportError:
+        raise MissingExtraError("datasets", "train") from None
+    try:
+        dataset = load_from_disk(str(path))
+    except Exception as exc:  # datasets raises several types for a folder it cannot read
+        raise DataError(f"cannot read the datasets folder: {exc}", where=str(path)) from None
+    if not isinstance(dataset, Dataset):
+        splits = ", ".join(dataset)
+        raise DataError(f"this folder holds several splits ({splits})", where=str(path),
+                        hint=f"point at one split's folder, e.g. {path / next(iter(dataset))}")
+    return Table(list(dataset.column_names), ((i, row) for i, row in enumerate(dataset, start=1)))
 
 
 def open_binary(path: Path) -> IO[bytes]:
@@ -158,7 +191,7 @@ class _Lines:
                 yield raw.decode("utf-8", errors="replace")
 
 
-def _csv_table(path: Path, delimiter: str) -> Table:
+def _csv_table(path: Path, delimiter: str, mapping: ColumnMapping | None = None) -> Table:
     # Long documents exceed the csv module's default 128 KiB field limit.
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     f = open_binary(path)
@@ -170,6 +203,12 @@ def _csv_table(path: Path, delimiter: str) -> Table:
     if header is None:
         f.close()
         raise DataError("empty file: no header row", where=str(path))
+    declared = mapping.header if mapping is not None else None
+    has_header = declared if declared is not None else names_a_column(header, mapping)
+    if not has_header:
+        columns = headerless_columns(len(header))
+        log.info("%s: no header line; columns read as %s", path, ", ".join(columns))
+        return Table(columns, _csv_records(f, reader, lines, columns, first=(1, header)))
     header = [h.strip() for h in header]
     duplicates = sorted({h for h in header if header.count(h) > 1})
     if duplicates:
@@ -178,8 +217,14 @@ def _csv_table(path: Path, delimiter: str) -> Table:
     return Table(header, _csv_records(f, reader, lines, header))
 
 
-def _csv_records(f: IO[bytes], reader, lines: _Lines, header: list[str]) -> Iterator[tuple[int, Record]]:
+def _csv_records(
+    f: IO[bytes], reader, lines: _Lines, header: list[str], first: tuple[int, list[str]] | None = None
+) -> Iterator[tuple[int, Record]]:
+    """Records after the header; ``first`` is a first line already read that is data (no header)."""
     with f:
+        if first is not None:
+            line, row = first
+            yield (line, ("row", "not UTF-8 text")) if line in lines.bad else (line, dict(zip(header, row)))
         start = reader.line_num + 1
         try:
             for row in reader:

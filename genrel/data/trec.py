@@ -1,10 +1,15 @@
-"""Read TREC-style judgments: a qrels file plus the documents and queries it points to.
+"""Read TREC-style data: qrels and/or a run file, plus the documents and queries they point to.
 
-qrels lines are ``qid iteration docid grade`` (whitespace-separated). Documents and queries are TSV
+qrels lines are ``qid iteration docid grade`` or ``qid docid grade`` (whitespace-separated; BEIR's
+``query-id corpus-id score`` header line is skipped). A run file (``qid Q0 docid rank score tag``, what
+a first-stage retriever writes) is a candidate set: with a run, the pairs are its candidates (the best
+``depth`` per query by score), labelled from the qrels when these judge them and unlabelled otherwise.
+Documents and queries are TSV
 (``id<TAB>text``; with three or more columns the last is the text and the one before it the title,
 as in MS MARCO's ``docid url title body``) or JSON lines (``{"id"|"_id"|"docid", "text"|"contents",
 "title"}``, queries ``{"id"|"_id"|"qid", "query"|"text"}``). Only documents named in the qrels are kept,
-so a full collection streams through. A pair's ``row_id`` and ``source`` are its qrels line.
+so a full collection streams through. A pair's ``row_id`` and ``source`` are its qrels line (its run
+line when a run gives the candidates).
 """
 
 from __future__ import annotations
@@ -23,19 +28,34 @@ QUERY_KEYS = {"id": ("qid", "query_id", "_id", "id"), "text": ("query", "text")}
 
 
 def load_trec(
-    qrels_path: str | Path,
+    qrels_path: str | Path | None,
     docs_path: str | Path,
     queries_path: str | Path,
     criteria: Criteria | str,
     on_error: OnError = "fail",
+    *,
+    run_path: str | Path | None = None,
+    depth: int | None = None,
+    judged_only: bool = False,
 ) -> LoadResult:
-    """Join qrels with their query and document texts into pairs; problems as in :func:`load_pairs`."""
+    """Join judgments (or a run's candidates) with their query and document texts into pairs;
+    problems as in :func:`~genrel.data.readers.load_table_pairs`. ``judged_only`` leaves out the run's
+    candidates that the qrels do not judge (for stages that learn from or measure labels)."""
     criteria = load_criteria(criteria)
     result = LoadResult()
-    judgments = _read_qrels(Path(qrels_path), criteria, result.problems)
-    queries = _read_texts(Path(queries_path), {j[1] for j in judgments}, QUERY_KEYS, result.problems)
-    docs = _read_texts(Path(docs_path), {j[2] for j in judgments}, DOC_KEYS, result.problems)
-    for source, qid, docid, label in judgments:
+    if qrels_path is None and run_path is None:
+        raise DataError("give qrels, a run file, or both", where=str(docs_path))
+    judged = _read_qrels(Path(qrels_path), criteria, result.problems) if qrels_path is not None else []
+    if run_path is not None:
+        labels = {(qid, docid): label for _, qid, docid, label in judged}
+        rows = [(source, qid, docid, labels.get((qid, docid)))
+                for source, qid, docid in read_run(Path(run_path), result.problems, depth)
+                if not judged_only or (qid, docid) in labels]
+    else:
+        rows = judged
+    queries = _read_texts(Path(queries_path), {r[1] for r in rows}, QUERY_KEYS, result.problems)
+    docs = _read_texts(Path(docs_path), {r[2] for r in rows}, DOC_KEYS, result.problems)
+    for source, qid, docid, label in rows:
         query, doc = queries.get(qid), docs.get(docid)
         if query is None:
             result.problems.append(RowProblem(source, "query", f"no query with id '{qid}' in {queries_path}"))
@@ -64,15 +84,48 @@ def _read_qrels(path: Path, criteria: Criteria, problems: list[RowProblem]) -> l
     for line, text in _text_lines(path, problems):
         parts = text.split()
         source = f"{path}:{line}"
-        if len(parts) != 4:
-            problems.append(RowProblem(source, "row", f"expected 'qid iteration docid grade', got {len(parts)} fields"))
+        if len(parts) not in (3, 4):
+            problems.append(RowProblem(
+                source, "row", f"expected 'qid iteration docid grade' or 'qid docid grade', got {len(parts)} fields"
+            ))
             continue
-        qid, _, docid, grade = parts
+        qid, docid, grade = (parts[0], parts[2], parts[3]) if len(parts) == 4 else parts
         try:
             judgments.append((source, qid, docid, label_name(grade, criteria)))
         except ValueError as exc:
+            if line == 1 and not judgments:  # a header line (BEIR: query-id corpus-id score)
+                continue
             problems.append(RowProblem(source, "label", str(exc)))
     return judgments
+
+
+def read_run(path: Path, problems: list[RowProblem], depth: int | None = None) -> list[tuple[str, str, str]]:
+    """(source, qid, docid) of a TREC run's candidates: per query (in order of first appearance) best
+    score first, the first ``depth`` kept; a docid listed twice for a query is kept once."""
+    by_query: dict[str, list[tuple[float, int, str, str]]] = {}
+    for line, text in _text_lines(path, problems):
+        parts = text.split()
+        source = f"{path}:{line}"
+        if len(parts) != 6:
+            problems.append(RowProblem(source, "row", f"expected 'qid Q0 docid rank score tag', got {len(parts)} fields"))
+            continue
+        try:
+            score = float(parts[4])
+        except ValueError:
+            problems.append(RowProblem(source, "score", f"not a number: '{parts[4]}'"))
+            continue
+        by_query.setdefault(parts[0], []).append((-score, line, parts[2], source))
+    out = []
+    for qid, candidates in by_query.items():
+        seen: set[str] = set()
+        for _, _, docid, source in sorted(candidates):
+            if docid in seen:
+                continue
+            seen.add(docid)
+            if depth is not None and len(seen) > depth:
+                break
+            out.append((source, qid, docid))
+    return out
 
 
 def _read_texts(

@@ -13,11 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from genrel.config import StageConfig
 from genrel.data import ColumnMapping
+from genrel.distill.st_config import STOptions, StudentSettings
 from genrel.models.lora import LoraSettings
 
 STUDENT_DEFAULTS = {
     # student: (base, lr, batch_size, max_length)
     "cross-encoder": ("minilm", 3e-5, 16, 256),
+    "st-cross-encoder": ("minilm", 2e-5, 4, 128),  # batch: listwise rows of up to st.docs_per_query pairs
+    "bi-encoder": ("minilm", 2e-5, 32, 128),
     "lm": ("smollm2-135m", 2e-5, 4, 768),
 }
 LORA_LR = 2e-4  # LoRA adapters learn with a larger rate than full fine-tuning
@@ -58,8 +61,10 @@ class LMStudentSettings(BaseModel):
 class DistillConfig(StageConfig):
     """``genrel distill``: train a student on teacher soft labels, optionally mixed with gold labels."""
 
-    student: Literal["lm", "cross-encoder"] = Field(
-        description="lm: label-first causal LM; cross-encoder: BERT-class."
+    student: Literal["lm", "cross-encoder", "st-cross-encoder", "bi-encoder"] = Field(
+        description="lm: label-first causal LM; cross-encoder: BERT-class with one logit per label; "
+        "st-cross-encoder / bi-encoder: sentence-transformers CrossEncoder / SentenceTransformer with a "
+        "calibrated label head (docs/distillation.md)."
     )
     labels: str = Field(description="Teacher labels file written by `genrel label`.")
     criteria: str = Field(default="trec-dl", description="Criteria preset name or YAML path (the teacher's).")
@@ -98,6 +103,15 @@ class DistillConfig(StageConfig):
     log_every: int = Field(default=20, ge=1, description="Log the training loss every this many steps.")
     progress: bool = Field(default=True, description="Show progress bars (hidden anyway off a terminal).")
     lm: LMStudentSettings = Field(default_factory=LMStudentSettings, description="Settings of the lm student only.")
+    st: STOptions = Field(default_factory=STOptions, description="Settings of the sentence-transformers students.")
+
+    def student_settings(self) -> StudentSettings:
+        """The resolved config as :class:`StudentSettings` (sentence-transformers students only)."""
+        cfg = self.resolved()
+        return StudentSettings(kind=cfg.student, base=cfg.base, epochs=cfg.epochs, lr=cfg.lr,
+                               batch_size=cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed,
+                               device=cfg.device, log_every=cfg.log_every, progress=cfg.progress,
+                               **cfg.st.model_dump())
 
     def resolved(self) -> DistillConfig:
         """A copy with the student-dependent defaults filled in."""

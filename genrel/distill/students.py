@@ -6,7 +6,9 @@ folder and trains the student the config names:
 
 - ``cross-encoder``: :func:`genrel.distill.cross_encoder_train.train_cross_encoder` with the teacher's
   soft labels (KL) and per-row gold weights; the folder is a genrel cross-encoder;
-- ``lm``: :func:`genrel.distill.lm_student.train_lm_student`, a label-first causal LM.
+- ``lm``: :func:`genrel.distill.lm_student.train_lm_student`, a label-first causal LM;
+- ``st-cross-encoder`` / ``bi-encoder``: :func:`genrel.distill.st_train.train_student`, a
+  sentence-transformers ``CrossEncoder`` / ``SentenceTransformer`` with a calibrated label head.
 
 Either folder loads in ``genrel eval`` and ``genrel serve``.
 """
@@ -50,6 +52,14 @@ def run_distill(cfg: DistillConfig) -> DistillRun:
     log.info("distilling into a %s student: %s", cfg.student, data.summary())
     if cfg.student == "cross-encoder":
         report = _train_cross_encoder(cfg, data, criteria, dev)
+    elif cfg.student in ("st-cross-encoder", "bi-encoder"):
+        from genrel.distill.st_train import train_student
+
+        if dev:
+            log.info("the %s student selects and calibrates on held-out training queries; --dev is not used",
+                     cfg.student)
+        report = train_student(data.pairs, criteria, cfg.output_dir, cfg.student_settings(),
+                               soft_labels=data.soft_labels, label_weights=data.label_weights)
     else:
         from genrel.distill.lm_student import train_lm_student
 

@@ -1,5 +1,8 @@
 """Compare evaluation runs side by side: one table (``compare.md``, ``compare.png``, ``compare.json``)
-with the best value per metric marked, and bootstrap 95% intervals for accuracy, macro-F1 and nDCG@10.
+with the best value per metric marked, bootstrap 95% intervals for accuracy, macro-F1, nDCG@10, MAP
+and MRR@10, and each run's *paired* per-query difference from the first run (nDCG@10, MAP, MRR@10:
+mean of run − first over the queries both ranked, with a bootstrap interval over those queries).
+Ranking measures are trec_eval's (:mod:`genrel.eval.ranking`).
 
 The bootstrap resamples *queries* with replacement (documents of one query are not independent), from
 each run's ``predictions.jsonl``: ``n_resamples`` draws of as many queries as the run has, seeded, the
@@ -19,6 +22,7 @@ import numpy as np
 
 from genrel.errors import DataError
 from genrel.eval import metrics as m
+from genrel.eval import ranking
 from genrel.eval.markdown import fmt, md_table
 from genrel.eval.predictions import PREDICTIONS_FILE, query_key, read_predictions
 from genrel.eval.report import REPORT_JSON, json_safe
@@ -31,6 +35,9 @@ COLUMNS = [
     ("macro_f1", "macro-F1", "max", 3),
     ("ndcg@10", "nDCG@10", "max", 3),
     ("ndcg@5", "nDCG@5", "max", 3),
+    ("map", "MAP", "max", 3),
+    ("mrr@10", "MRR@10", "max", 3),
+    ("recall@10", "Recall@10", "max", 3),
     ("qwk", "QWK", "max", 3),
     ("mae", "MAE", "min", 3),
     ("ece", "ECE", "min", 3),
@@ -42,7 +49,8 @@ COLUMNS = [
     ("pairs_per_second", "pairs/s", "max", None),
     ("n_judged", "pairs", None, 0),
 ]
-BOOTSTRAPPED = ("accuracy", "macro_f1", "ndcg@10")
+BOOTSTRAPPED = ("accuracy", "macro_f1", "ndcg@10", "map", "mrr@10")
+PAIRED = ("ndcg@10", "map", "mrr@10")  # per-query measures whose paired differences are reported
 STAR = "★"
 
 
@@ -56,6 +64,9 @@ def compare(report_dirs: Sequence[str | Path], out_dir: str | Path, *, n_resampl
     names = _run_names([Path(d) for d in report_dirs])
     for run, name in zip(runs, names):
         run["name"] = name
+    for run in runs[1:]:
+        run["paired"] = (paired_differences(runs[0]["per_query"], run["per_query"], n_resamples=n_resamples, seed=seed)
+                         if runs[0]["per_query"] is not None and run["per_query"] is not None else None)
     best = best_runs(runs)
     result = {"runs": runs, "best": best, "n_resamples": n_resamples, "seed": seed, "notes": _notes(runs)}
     out_dir = Path(out_dir)
@@ -81,11 +92,43 @@ def _load_run(run_dir: Path, n_resamples: int, seed: int) -> dict[str, Any]:
     intervals: dict[str, list[float] | None] = dict.fromkeys(BOOTSTRAPPED)
     if predictions.is_file():
         rows = read_predictions(predictions)
-        intervals = bootstrap_intervals(rows, report["labels"], report["gains"], n_resamples=n_resamples, seed=seed)
+        threshold = report["labels"].index(report["binary"]["threshold"])
+        intervals = bootstrap_intervals(rows, report["labels"], report["gains"], n_resamples=n_resamples, seed=seed,
+                                        threshold=threshold)
+        per_query = _per_query(rows, report["labels"], report["gains"], threshold)
     else:
         log.warning("%s: no %s, so no bootstrap intervals", run_dir, PREDICTIONS_FILE)
+        per_query = None
     return {"dir": str(run_dir), "model": report.get("model"), "criteria": report.get("criteria"),
-            "data": report.get("data"), "values": values, "intervals": intervals}
+            "data": report.get("data"), "values": values, "intervals": intervals, "per_query": per_query}
+
+
+def _per_query(rows, labels, gains, threshold) -> dict[str, dict[str, float]]:
+    judged = [r for r in rows if r.get("gold") is not None]
+    queries = [query_key(r) for r in judged]
+    index = {name: i for i, name in enumerate(labels)}
+    return ranking.per_query_measures(queries, ranking.doc_ids(judged, queries), [index[r["gold"]] for r in judged],
+                                      [float(r["score"]) for r in judged], gains, threshold)
+
+
+def paired_differences(base: dict[str, dict[str, float]], other: dict[str, dict[str, float]], *,
+                       n_resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Measure → mean per-query difference (other − base) over the queries both runs ranked, its 95%
+    bootstrap interval (queries resampled with replacement, seeded; the same draws for every measure)
+    and the number of shared queries. Positive: ``other`` ranks better."""
+    out: dict[str, dict[str, Any]] = {}
+    for measure in PAIRED:
+        keys = sorted(set(base.get(measure, {})) & set(other.get(measure, {})))
+        if not keys:
+            out[measure] = {"mean": None, "interval": None, "queries": 0}
+            continue
+        diff = np.array([other[measure][k] - base[measure][k] for k in keys])  # [Q]
+        rng = np.random.default_rng(seed)
+        draws = rng.integers(0, len(keys), size=(n_resamples, len(keys)))  # [R, Q]
+        means = diff[draws].mean(axis=1)  # [R]
+        out[measure] = {"mean": float(diff.mean()), "interval": [float(v) for v in np.percentile(means, [2.5, 97.5])],
+                        "queries": len(keys)}
+    return out
 
 
 def _lookup(report: dict, key: str):
@@ -96,12 +139,14 @@ def _lookup(report: dict, key: str):
 
 
 def bootstrap_intervals(rows: Sequence[dict[str, Any]], labels: Sequence[str], gains: Sequence[float], *,
-                        n_resamples: int = 1000, seed: int = 0, k: int = 10) -> dict[str, list[float] | None]:
-    """95% percentile intervals of accuracy, macro-F1 and nDCG@k, resampling queries with replacement.
+                        n_resamples: int = 1000, seed: int = 0,
+                        threshold: int | None = None) -> dict[str, list[float] | None]:
+    """95% percentile intervals of accuracy, macro-F1, nDCG@10, MAP and MRR@10, resampling queries with
+    replacement (``threshold``: the lowest relevant label index of MAP/MRR, default the middle label).
 
     Each resample weighs query q by how often it was drawn: accuracy and macro-F1 come from the summed
     per-query confusion matrices (exactly :func:`metrics.accuracy` / :func:`metrics.macro_f1` over the
-    resampled rows), nDCG@k is the weighted mean of per-query nDCG over the queries it counts."""
+    resampled rows), the ranking measures are the weighted mean of trec_eval's per-query values."""
     judged = [r for r in rows if r.get("gold") is not None]
     if not judged:
         return dict.fromkeys(BOOTSTRAPPED)
@@ -114,19 +159,19 @@ def bootstrap_intervals(rows: Sequence[dict[str, Any]], labels: Sequence[str], g
     pred = np.array([index[r["label"]] for r in judged])  # [N]
     per_query = np.zeros((n_q, n_l * n_l))  # [Q, L·L] flattened confusion per query
     np.add.at(per_query, (q_of_row, gold * n_l + pred), 1.0)
-    ndcg = m.ndcg_per_query([query_key(r) for r in judged], [gains[g] for g in gold],
-                            [float(r["score"]) for r in judged], k)
-    ndcg_q = np.array([ndcg.get(key, np.nan) for key in keys])  # [Q], nan = not counted
-    counted = ~np.isnan(ndcg_q)  # [Q]
+    measures = _per_query(judged, labels, gains, n_l // 2 if threshold is None else threshold)
+    ranked = np.array([[measures[name].get(key, np.nan) for key in keys] for name in BOOTSTRAPPED[2:]])  # [M, Q]
     rng = np.random.default_rng(seed)
-    samples = np.empty((n_resamples, 3))  # [R, 3]: accuracy, macro-F1, nDCG
+    samples = np.empty((n_resamples, len(BOOTSTRAPPED)))  # [R, 2 + M]: accuracy, macro-F1, ranking measures
     for r in range(n_resamples):
         weight = np.bincount(rng.integers(0, n_q, size=n_q), minlength=n_q).astype(float)  # [Q]
         confusion = (weight @ per_query).reshape(n_l, n_l)  # [L, L]
         samples[r, 0] = np.trace(confusion) / confusion.sum()
         samples[r, 1] = m.macro_f1_from_confusion(confusion)
-        w = weight[counted]
-        samples[r, 2] = (w @ ndcg_q[counted]) / w.sum() if w.sum() > 0 else np.nan
+        for j, values in enumerate(ranked):
+            counted = ~np.isnan(values)
+            w = weight[counted]
+            samples[r, 2 + j] = (w @ values[counted]) / w.sum() if w.sum() > 0 else np.nan
     out: dict[str, list[float] | None] = {}
     for j, key in enumerate(BOOTSTRAPPED):
         column = samples[:, j][~np.isnan(samples[:, j])]
@@ -174,11 +219,35 @@ def _markdown(header, cells, flags, result) -> str:
              f"over queries ({result['n_resamples']} resamples, seed {result['seed']}).\n\n")
     text += md_table(header, bold)
     text += "\n![comparison table](compare.png)\n"
+    text += _paired_markdown(result["runs"])
     if result["notes"]:
         text += "\n## Notes\n\n" + "".join(f"- {note}\n" for note in result["notes"])
     runs = "".join(f"- {r['name']}: `{r['dir']}` (data `{r['data'] or '-'}`)\n" for r in result["runs"])
     text += "\n## Runs\n\n" + runs
     return text
+
+
+def _paired_markdown(runs) -> str:
+    """The paired-difference table: each later run minus the first, per query."""
+    rows = []
+    for run in runs[1:]:
+        paired = run.get("paired")
+        if not paired:
+            continue
+        cells = [run["name"]]
+        for measure in PAIRED:
+            d = paired[measure]
+            interval = d["interval"]
+            cells.append("–" if d["mean"] is None else
+                         f"{d['mean']:+.3f} [{interval[0]:+.3f}, {interval[1]:+.3f}]")
+        cells.append(str(paired[PAIRED[0]]["queries"]))
+        rows.append(cells)
+    if not rows:
+        return ""
+    return (f"\n## Paired differences from `{runs[0]['name']}`\n\nMean per-query difference (run − "
+            f"`{runs[0]['name']}`) over the queries both ranked; in brackets the 95% bootstrap interval over "
+            "those queries. An interval that holds 0 is no evidence of a difference.\n\n"
+            + md_table(["run", *PAIRED, "queries"], rows))
 
 
 def _notes(runs) -> list[str]:

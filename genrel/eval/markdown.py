@@ -13,8 +13,11 @@ HEADLINE = [
     ("macro_f1", "Macro-F1", "mean F1 over labels, each label weighing the same"),
     ("qwk", "Quadratic kappa", "agreement with gold beyond chance; far-off grades cost more (1 = perfect)"),
     ("mae", "MAE (grades)", "mean distance between predicted and gold grade on the scale (lower is better)"),
-    ("ndcg@5", "nDCG@5", "ranking quality of the top 5 per query, by score (1 = ideal order)"),
-    ("ndcg@10", "nDCG@10", "ranking quality of the top 10 per query, by score (1 = ideal order)"),
+    ("ndcg@5", "nDCG@5", "graded ranking quality of the top 5 per query, trec_eval's ndcg_cut (1 = ideal order)"),
+    ("ndcg@10", "nDCG@10", "graded ranking quality of the top 10 per query, trec_eval's ndcg_cut (1 = ideal order)"),
+    ("map", "MAP", "mean average precision, relevant = the binary threshold label or better (trec_eval map)"),
+    ("mrr@10", "MRR@10", "mean reciprocal rank of the first relevant document in the top 10"),
+    ("recall@10", "Recall@10", "share of a query's relevant documents in its top 10"),
     ("ece", "ECE", "calibration error: gap between confidence and accuracy (lower is better)"),
     ("step_accuracy", "Step verdict accuracy", "share of verifiable step verdicts that are right"),
     ("format_error_rate", "Format error rate", "share of outputs that broke the grammar (lower is better)"),
@@ -68,7 +71,9 @@ def _title(r: dict) -> str:
         f"- data: `{r.get('data') or '-'}`\n"
         f"- criteria: `{r['criteria']}` (labels, worst to best: {', '.join(r['labels'])})\n"
         f"- {r['n']} pairs, {r['n_judged']} with a gold label, {r['n_queries']} queries "
-        f"({r['ndcg_queries']} of them with a relevant document, which nDCG averages over)\n"
+        f"({r['ndcg_queries']} ranked; every query counts, one with no relevant document scores 0)\n"
+        f"- ranking measures: {r.get('ranking_engine') or 'trec_eval'}, judged pool only, ties by document id "
+        f"descending (docs/evaluation.md)\n"
     )
 
 

@@ -1,5 +1,6 @@
 """Evaluation metrics: pure functions over arrays of label *indices* (0 = worst label of the criteria),
-probabilities, gains and per-row fields. scikit-learn computes every metric it has.
+probabilities and per-row fields. scikit-learn computes every metric it has; the ranking metrics
+(nDCG, MAP, MRR, recall) are trec_eval's, in :mod:`genrel.eval.ranking`.
 
 This module reads no files and knows no scorer; :mod:`genrel.eval.report` turns ``predictions.jsonl``
 rows into these arrays. Every definition here is also written in ``docs/evaluation.md``, precisely
@@ -16,7 +17,7 @@ Conventions shared by every function:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -116,41 +117,6 @@ def binary_scores(
     )
     auc = float(roc_auc_score(y_true, p_relevant)) if len(set(y_true.tolist())) == 2 else NAN
     return {"precision": float(p), "recall": float(r), "f1": float(f), "roc_auc": auc, "positives": int(y_true.sum())}
-
-
-def ndcg_per_query(
-    queries: Sequence[Hashable], gold_gains: Sequence[float], scores: Sequence[float], k: int
-) -> dict[Hashable, float]:
-    """Query → nDCG@k of its documents ranked by predicted ``scores``, with the gold gains as graded
-    relevance (``sklearn.metrics.ndcg_score``: DCG = Σ gain / log2(rank + 1) over the top k, divided by
-    the ideal DCG; tied scores share the average gain of their tie, sklearn's ``ignore_ties=False``).
-
-    Queries whose gold gains are all zero are left out (nDCG is undefined for them). A query with a
-    single document is kept, with nDCG 1 (its only ranking is the ideal one); sklearn refuses one
-    document, so that case is set here."""
-    from sklearn.metrics import ndcg_score
-
-    gains = np.asarray(gold_gains, dtype=np.float64)  # [N]
-    if (gains < 0).any():
-        raise ValueError("nDCG needs non-negative gains; give every label a gain >= 0 in the criteria")
-    values: dict[Hashable, float] = {}
-    for query, rows in _group_rows(queries).items():
-        g = gains[rows]  # [n_q]
-        if not (g > 0).any():
-            continue
-        if len(rows) == 1:
-            values[query] = 1.0
-            continue
-        s = np.asarray(scores, dtype=np.float64)[rows]  # [n_q]
-        values[query] = float(ndcg_score(g[None, :], s[None, :], k=k))
-    return values
-
-
-def _group_rows(queries: Sequence[Hashable]) -> dict[Hashable, list[int]]:
-    groups: dict[Hashable, list[int]] = {}
-    for i, query in enumerate(queries):
-        groups.setdefault(query, []).append(i)
-    return groups
 
 
 def reliability_bins(confidence: Sequence[float], correct: Sequence[bool], n_bins: int = ECE_BINS) -> list[dict]:

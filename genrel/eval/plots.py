@@ -119,3 +119,24 @@ def table_png(header: Sequence[str], rows: Sequence[Sequence[str]], best: Sequen
 
 def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def curves_png(panels: dict[str, dict[str, Sequence[tuple[float, float]]]], path: Path, title: str = "") -> Path:
+    """One panel per entry, two per row: each metric a line over steps (NaN values are gaps)."""
+    columns = min(2, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    fig = _figure(5.0 * columns, 3.4 * rows)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        ax.axis("off")
+    for ax, (name, lines) in zip(axes, panels.items()):
+        for key, points in lines.items():
+            steps, values = zip(*points)
+            ax.plot(steps, values, marker="." if len(points) < 30 else None, label=key)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

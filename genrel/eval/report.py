@@ -32,6 +32,7 @@ from genrel.data.pair import Pair
 from genrel.data.resumable import append_rows, check_unique_row_ids, open_append, resume_rows
 from genrel.errors import ConfigError, DataError, ModelError
 from genrel.eval import metrics as m
+from genrel.eval import ranking
 from genrel.eval.predictions import (
     PREDICTIONS_FILE,
     prediction_row,
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
 REPORT_JSON = "report.json"
-NDCG_CUTOFFS = (5, 10)
 
 
 def evaluate(
@@ -69,6 +69,30 @@ def evaluate(
     queries (:func:`query_chunks`); the finished file is in input order."""
     criteria = load_criteria(criteria)
     check_threshold(criteria, threshold_label)  # fail on a bad threshold before any scoring
+    path = score_into_run(scorer, pairs, criteria, out_dir, batch_size=batch_size, explain=explain, data=data,
+                          progress=progress, threshold_label=threshold_label)
+    report = metrics_from_predictions(path, criteria)
+    if pairs and not report["n_judged"]:
+        log.warning("no pair has a gold label: only format errors and reasoning tokens are measured")
+    write_report(report, out_dir)
+    return report
+
+
+def score_into_run(
+    scorer: Scorer,
+    pairs: Sequence[Pair],
+    criteria: Criteria,
+    out_dir: str | Path,
+    *,
+    batch_size: int = 16,
+    explain: bool = True,
+    data: str | None = None,
+    progress: bool = True,
+    threshold_label: str | None = None,
+) -> Path:
+    """Score ``pairs`` into ``out_dir/predictions.jsonl`` (resuming: rows already there are kept) and
+    record the run in ``run.json``; returns the predictions path. Labels are optional: what ``evaluate``
+    and ``genrel score`` share."""
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}", where="batch_size")
     check_unique_row_ids(pairs)
@@ -87,11 +111,7 @@ def evaluate(
     if rate is not None:
         run["pairs_per_second"] = rate
     _write_json(out_dir / RUN_FILE, run)
-    report = metrics_from_predictions(path, criteria)
-    if pairs and not report["n_judged"]:
-        log.warning("no pair has a gold label: only format errors and reasoning tokens are measured")
-    write_report(report, out_dir)
-    return report
+    return path
 
 
 def _score_into(handle, scorer: Scorer, pairs: Sequence[Pair], criteria: Criteria, batch_size: int,
@@ -161,8 +181,6 @@ def compute_metrics(rows: Sequence[dict[str, Any]], criteria: Criteria, threshol
     confidence = [float(r["probabilities"].get(r["label"], 0.0)) for r in judged]
     correct = [g == p for g, p in zip(gold, pred)]
     queries = [query_key(r) for r in judged]
-    gains = [criteria.gains[g] for g in gold]
-    scores = [float(r["score"]) for r in judged]
     counts = m.step_verdict_counts(
         criteria,
         [r.get("verdicts") for r in judged],
@@ -171,7 +189,7 @@ def compute_metrics(rows: Sequence[dict[str, Any]], criteria: Criteria, threshol
     )
     per_step, pooled = m.step_accuracies(counts)
     t_index = threshold_index(criteria, threshold_label)
-    ndcg = {k: m.ndcg_per_query(queries, gains, scores, k) for k in NDCG_CUTOFFS}
+    per_query = ranking_per_query(judged, criteria, t_index, where)
     return {
         "n": len(rows),
         "n_judged": len(judged),
@@ -180,8 +198,9 @@ def compute_metrics(rows: Sequence[dict[str, Any]], criteria: Criteria, threshol
         "macro_f1": m.macro_f1(gold, pred),
         "qwk": m.quadratic_kappa(gold, pred, len(names)),
         "mae": m.scale_mae(gold, pred),
-        **{f"ndcg@{k}": float(np.mean(list(v.values()))) if v else m.NAN for k, v in ndcg.items()},
-        "ndcg_queries": len(ndcg[NDCG_CUTOFFS[0]]),
+        **ranking.mean_measures(per_query),
+        "ndcg_queries": len(per_query["ndcg@10"]),
+        "ranking_engine": ranking_engine(),
         "ece": m.expected_calibration_error(confidence, correct),
         "format_error_rate": m.format_error_rate([r.get("format_error") for r in rows]),
         "mean_reasoning_tokens": m.mean_reasoning_tokens([int(r.get("reasoning_tokens") or 0) for r in rows]),
@@ -196,6 +215,39 @@ def compute_metrics(rows: Sequence[dict[str, Any]], criteria: Criteria, threshol
         "labels": names,
         "gains": criteria.gains,
     }
+
+
+def ranking_per_query(judged: Sequence[dict[str, Any]], criteria: Criteria, t_index: int,
+                      where: str = "predictions") -> dict[str, dict[str, float]]:
+    """trec_eval's per-query ranking measures (:mod:`genrel.eval.ranking`) over judged prediction rows."""
+    queries = [query_key(r) for r in judged]
+    gold = [_index(criteria, r["gold"], "gold", where, r) for r in judged]
+    scores = [float(r["score"]) for r in judged]
+    return ranking.per_query_measures(queries, ranking.doc_ids(judged, queries), gold, scores, criteria.gains,
+                                      t_index)
+
+
+def write_trec_run(predictions_path: str | Path, out_file: str | Path, run_name: str | None = None) -> Path:
+    """The predictions as a standard TREC run file (every row, judged or not; see
+    :func:`genrel.eval.ranking.write_run_file`)."""
+    rows = read_predictions(predictions_path)
+    run = _read_json(Path(predictions_path).parent / RUN_FILE) or {}
+    queries = [query_key(r) for r in rows]
+    return ranking.write_run_file(out_file, queries, ranking.doc_ids(rows, queries), [float(r["score"]) for r in rows],
+                                  run_name or run.get("model") or "genrel")
+
+
+def ranking_engine() -> str:
+    """What computed the ranking measures, with versions (recorded in every report)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "?"
+
+    return f"trec_eval via pytrec_eval-terrier {v('pytrec_eval-terrier')} / ir-measures {v('ir-measures')}"
 
 
 def threshold_index(criteria: Criteria, threshold_label: str | None) -> int:

@@ -26,7 +26,7 @@ class ModelInfo(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    kind: Literal["causal-lm", "cross-encoder"]
+    kind: Literal["causal-lm", "cross-encoder", "st-cross-encoder", "bi-encoder"]
     form: Literal["reasoning", "label-first"] | None = Field(
         default=None, description="causal-lm only: reasoning (steps, then <label>) or label-first."
     )

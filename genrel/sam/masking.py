@@ -130,6 +130,20 @@ def renormalize_kept(
     return torch.where(kept, token_advantages * factor, token_advantages)  # [B, T]
 
 
+def clip_advantages(advantages: torch.Tensor, bound: float | None) -> torch.Tensor:
+    """Advantages clamped to [-bound, bound] (``advantage_clip``; None: unchanged), any shape.
+
+    The paper authors clamp the group-normalised advantage to [-3, 3] before masking. With a binary
+    reward and G samples the largest |A| that TRL's group normalisation gives is (G-1)/sqrt(G), for a
+    group with one success (unbiased std): 2.47 at G = 8, so the clamp at 3 binds from G = 11 up.
+    """
+    if bound is None:
+        return advantages
+    if not bound > 0:
+        raise ValueError(f"the advantage bound must be > 0, got {bound}")
+    return advantages.clamp(min=-bound, max=bound)
+
+
 def _check_inputs(advantages: torch.Tensor, token_step: torch.Tensor, step_status: torch.Tensor, mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"sam mode must be one of {', '.join(MODES)}, got '{mode}'")

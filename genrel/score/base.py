@@ -33,6 +33,21 @@ def expected_gain(criteria: Criteria, probabilities: dict[str, float]) -> float:
     return float(sum(lab.gain * probabilities.get(lab.name, 0.0) for lab in criteria.labels))
 
 
+def relevance_score(criteria: Criteria, score: float) -> float:
+    """The ranking score mapped onto [0, 1]: expected gain ÷ max gain (for a scale whose lowest gain
+    is not 0, (score - min gain) ÷ (max gain - min gain)). Same order as ``score``; what rerank APIs
+    such as Cohere's call ``relevance_score``."""
+    low, high = min(criteria.gains), max(criteria.gains)
+    if high <= low:
+        return 0.0
+    return float(min(1.0, max(0.0, (score - low) / (high - low))))
+
+
+def ranking(scores: Sequence[float]) -> list[int]:
+    """Indices of ``scores`` best first; ties keep input order (every ranking route and ``rank()``)."""
+    return sorted(range(len(scores)), key=lambda i: -scores[i])
+
+
 def argmax_label(probabilities: dict[str, float], criteria: Criteria) -> str:
     """Most probable label; ties go to the worse label (a conservative, deterministic choice)."""
     return max(criteria.label_names, key=lambda n: (probabilities.get(n, 0.0), -criteria.label_index(n)))

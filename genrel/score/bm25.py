@@ -11,12 +11,15 @@ no candidate matches), u = x · (L − 1) on the label scale, and
 
 an adjacent-category model whose expected label grows with u whenever a ≥ 0. Unfitted, a = 1/σ² and
 b_k = −k²/(2σ²) with σ = 0.5: a Gaussian of width half a grade around u. :meth:`BM25Scorer.fit` refits
-a (kept ≥ 0) and the b_k by maximum likelihood on judged pairs. Tokens: lowercased word runs, and
-single CJK characters.
+a (kept ≥ 0) and the b_k by maximum likelihood on judged pairs. Tokens: lowercased word runs; runs of
+CJK characters as single characters by default (``cjk="char"``); overlapping character bigrams
+(``bigram``) and jieba words (``jieba``) are the alternatives. The default was chosen on QBQTC's
+*training* queries (trec_eval nDCG@10 over 791 queries: char 0.798, bigram 0.793, jieba 0.779).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -29,12 +32,38 @@ from genrel.errors import MissingExtraError
 from genrel.score.base import Scored, Scorer, document_text, scored_from_log_scores
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
-_TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
+_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
+_IS_CJK = re.compile(rf"[{_CJK}]")
 SIGMA = 0.5
+CJK_MODES = ("char", "bigram", "jieba")
 
 
-def tokenize(text: str) -> list[str]:
-    return _TOKEN.findall(text.lower())
+def tokenize(text: str, cjk: str = "char") -> list[str]:
+    """Lowercased word runs; a run of CJK characters becomes its single characters (``char``), its
+    overlapping character bigrams (``bigram``, as Lucene's CJK analyzer; a one-character run stays
+    itself) or jieba's search-mode words (``jieba``)."""
+    out: list[str] = []
+    for run in _TOKEN.findall(text.lower()):
+        if not _IS_CJK.match(run):
+            out.append(run)
+        elif cjk == "char" or len(run) == 1:
+            out.extend(run)
+        elif cjk == "bigram":
+            out.extend(run[i : i + 2] for i in range(len(run) - 1))
+        elif cjk == "jieba":
+            out.extend(_jieba_words(run))
+        else:
+            raise ValueError(f"cjk must be one of {', '.join(CJK_MODES)}, got '{cjk}'")
+    return out
+
+
+def _jieba_words(run: str) -> list[str]:
+    try:
+        import jieba
+    except ImportError:
+        raise MissingExtraError("jieba", "eval") from None
+    jieba.setLogLevel(logging.WARNING)
+    return [w for w in jieba.lcut_for_search(run) if w.strip()]
 
 
 class BM25Scorer(Scorer):
@@ -45,10 +74,13 @@ class BM25Scorer(Scorer):
 
     def __init__(
         self, criteria: Criteria, *, k1: float = 1.5, b: float = 0.75, temperature: float = 1.0,
-        batch_size: int | None = None, progress: bool = False,
+        cjk: str = "char", batch_size: int | None = None, progress: bool = False,
     ):
-        """``batch_size`` and ``progress`` are accepted like every scorer's and unused: BM25 is instant."""
-        self.criteria, self.k1, self.b, self.temperature = criteria, k1, b, temperature
+        """``batch_size`` and ``progress`` are accepted like every scorer's and unused: BM25 is instant.
+        ``cjk``: how runs of Chinese/Japanese/Korean characters are cut (:func:`tokenize`)."""
+        if cjk not in CJK_MODES:
+            raise ValueError(f"cjk must be one of {', '.join(CJK_MODES)}, got '{cjk}'")
+        self.criteria, self.k1, self.b, self.temperature, self.cjk = criteria, k1, b, temperature, cjk
         self.batch_size, self.progress = batch_size, progress
         levels = np.arange(len(criteria.labels), dtype=np.float64)
         self.slope = 1.0 / SIGMA**2
@@ -74,9 +106,9 @@ class BM25Scorer(Scorer):
             groups[pair.query_key].append(i)
         raw, x = np.zeros(len(pairs)), np.zeros(len(pairs))
         for members in groups.values():
-            corpus = [tokenize(document_text(pairs[i])) or [""] for i in members]
+            corpus = [tokenize(document_text(pairs[i]), self.cjk) or [""] for i in members]
             bm25 = BM25Okapi(corpus, k1=self.k1, b=self.b)
-            scores = np.asarray(bm25.get_scores(tokenize(pairs[members[0]].query)), dtype=np.float64)
+            scores = np.asarray(bm25.get_scores(tokenize(pairs[members[0]].query, self.cjk)), dtype=np.float64)
             raw[members] = scores
             top = scores.max()
             x[members] = np.clip(scores / top, 0.0, 1.0) if top > 0 else 0.0

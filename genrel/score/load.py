@@ -8,12 +8,16 @@ Accepted ``model`` values (``docs/models.md``):
 - ``zero-shot:<model>``: any causal LM prompted with the criteria steps, ``reasoning`` form;
 - ``zero-shot-nosteps:<model>``: the same model asked only for ``<label>…</label>`` (label-first);
 - a plain HF causal LM (``org/name`` id or local folder) or ``smollm2-135m``: as ``zero-shot:``;
+- a sentence-transformers student directory (kind ``st-cross-encoder`` or ``bi-encoder``);
+- ``bi-encoder:<base>``: an untrained embedder (``minilm`` or a sentence-transformers folder) ranking
+  by cosine, with a flat label head (the baseline its student must beat);
 - ``bm25``: the BM25 baseline.
 
 Zero-shot models and BM25 need ``criteria``; a genrel directory brings its own (a ``criteria``
 argument must then have the same labels, and replaces it, e.g. to change gains or rules). Extra
 keyword arguments go to the scorer (``batch_size``, ``max_new_tokens``…); ``dtype`` goes to the model
-loader; generation settings are ignored by scorers that do not generate (BM25, cross-encoders), so one
+loader; ``device`` (``cpu``, ``cuda:1``…) places torch models (ONNX, vLLM and BM25 ignore it);
+generation settings are ignored by scorers that do not generate (BM25, cross-encoders), so one
 call can load any model. The scorer's ``name`` is ``model`` as given unless ``name=`` says otherwise: it
 is what reports show and what an eval resume checks. Anything else is a :class:`ModelError` that lists
 these forms.
@@ -41,7 +45,7 @@ FORMS_HINT = (
 )
 _ZERO_SHOT = {"zero-shot-nosteps:": ("label-first", "no-steps"), "zero-shot:": ("reasoning", "steps")}
 _TORCH_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-_GENERATION_ONLY = ("max_new_tokens", "dtype")
+_GENERATION_ONLY = ("max_new_tokens", "dtype", "device")
 
 
 def load_scorer(model: str, *, backend: str = "hf", criteria: Criteria | str | None = None, **kwargs: Any) -> Scorer:
@@ -56,6 +60,11 @@ def _load(model: str, backend: str, criteria: Criteria | str | None, kwargs: dic
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend '{backend}'", hint=f"one of {', '.join(BACKENDS)}")
     crit = load_criteria(criteria) if criteria is not None else None
+    if model.startswith("bi-encoder:"):
+        from genrel.score.st_students import untrained_bi_encoder
+
+        options = {k: v for k, v in kwargs.items() if k in ("batch_size", "progress")}
+        return untrained_bi_encoder(model[len("bi-encoder:"):], _required(crit, model), **options)
     if model == "bm25":
         from genrel.score.bm25 import BM25Scorer
 
@@ -72,6 +81,8 @@ def _load(model: str, backend: str, criteria: Criteria | str | None, kwargs: dic
         crit = _model_criteria(info, crit, model)
         if info.kind == "cross-encoder":
             return _cross_encoder(path, backend, crit, info, kwargs)
+        if info.kind in ("st-cross-encoder", "bi-encoder"):
+            return _st_student(path, backend, crit, info, kwargs)
         return _causal_lm(model, backend, crit, info.form or "reasoning", info.prompt,
                           {"temperature": info.temperature, "max_length": info.max_length, **kwargs})
     if path.exists():
@@ -97,7 +108,7 @@ def _without_generation(kwargs: dict) -> dict:
 
 
 def _causal_lm(model: str, backend: str, crit: Criteria, form: str, prompt: str, kwargs: dict) -> Scorer:
-    dtype = kwargs.pop("dtype", "auto")
+    dtype, device = kwargs.pop("dtype", "auto"), kwargs.pop("device", None)
     if backend == "onnx":
         raise ModelError("the ONNX backend serves cross-encoders only", where=model, hint="use --backend hf or vllm")
     if backend == "vllm":
@@ -108,10 +119,13 @@ def _causal_lm(model: str, backend: str, crit: Criteria, form: str, prompt: str,
     from genrel.score.lm import LMScorer
 
     lm, tokenizer = load_causal_lm(model, dtype=dtype)
+    if device not in (None, "auto"):
+        lm = lm.to(device)
     return LMScorer(lm, tokenizer, crit, form=form, prompt=prompt, **kwargs)
 
 
 def _cross_encoder(path: Path, backend: str, crit: Criteria, info: ModelInfo, kwargs: dict) -> Scorer:
+    device = kwargs.get("device")
     kwargs = _without_generation(kwargs)
     has_torch = any((path / f).is_file() for f in _TORCH_WEIGHTS)
     if backend == "vllm":
@@ -123,7 +137,19 @@ def _cross_encoder(path: Path, backend: str, crit: Criteria, info: ModelInfo, kw
     else:
         from genrel.score.cross_encoder import CrossEncoderScorer
 
-        scorer = CrossEncoderScorer.from_dir(path, **kwargs)
+        scorer = CrossEncoderScorer.from_dir(path, device=device, **kwargs)
+    scorer.criteria = crit
+    return scorer
+
+
+def _st_student(path: Path, backend: str, crit: Criteria, info: ModelInfo, kwargs: dict) -> Scorer:
+    from genrel.score.st_students import BiEncoderScorer, STCrossEncoderScorer
+
+    if backend != "hf":
+        raise ModelError(f"a {info.kind} student runs on torch only", where=str(path), hint="use --backend hf")
+    cls = BiEncoderScorer if info.kind == "bi-encoder" else STCrossEncoderScorer
+    options = {k: v for k, v in _without_generation(kwargs).items() if k in ("batch_size", "progress", "device")}
+    scorer = cls.from_dir(path, **options)
     scorer.criteria = crit
     return scorer
 

@@ -27,7 +27,14 @@ def cpu_cores() -> int:
 
 
 def onnx_session(path: str | Path, *, threads: int | None = None, providers: list[str] | None = None):
-    """An onnxruntime session with intra-op threads = ``threads`` (default: the usable cores)."""
+    """An onnxruntime session with intra-op threads = ``threads`` (default: the usable cores).
+
+    The CPU memory arena and memory patterns are off: batches here change shape on every call
+    (batch size × padded length), and onnxruntime's arena grows to each new peak in doubling chunks
+    and never gives memory back (a served MiniLM went 609 → 830 MB RSS in 90 s with 617 MB mapped),
+    while a memory pattern is planned per input shape. Without them each tensor is a plain malloc,
+    which the server's pinned mmap threshold returns to the OS (``genrel.serve.memory``).
+    """
     try:
         import onnxruntime as ort
     except ImportError:
@@ -35,6 +42,8 @@ def onnx_session(path: str | Path, *, threads: int | None = None, providers: lis
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or cpu_cores()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
     return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
 
 

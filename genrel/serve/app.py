@@ -1,15 +1,17 @@
 """The HTTP scorer: ``create_app(scorer, cfg)`` builds the FastAPI app around one loaded scorer.
 
-Routes: ``POST /v1/score``, ``POST /v1/rank``, ``GET /v1/info``, ``GET /healthz``, ``GET /readyz``,
-``GET /metrics``; ``/openapi.json`` and ``/docs`` come from FastAPI. Every error answer has the body
-``{"error": {"code", "message", ...}}``. The app does not load models (``genrel.serve.loading`` does)
-and does not run a server (``genrel.serve.server`` does).
+Native routes: ``POST /v1/judge``, ``POST /v1/rank``, ``GET /v1/info``, ``GET /healthz``, ``GET /readyz``,
+``GET /metrics``; ``/openapi.json`` and ``/docs`` come from FastAPI. Every native error answer has the body
+``{"error": {"code", "message", ...}}``. The rerank dialects other clients speak (Cohere, Jina, TEI, vLLM)
+are registered from :mod:`genrel.serve.dialects` and go through the same scoring path. The app does not
+load models (``genrel.serve.loading`` does) and does not run a server (``genrel.serve.server`` does).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,9 +21,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from genrel.score.base import Scored, Scorer
+from genrel.score.base import Scored, Scorer, ranking
+from genrel.serve.api_error import ApiError
 from genrel.serve.batcher import MicroBatcher, QueueFull, ScoringError
 from genrel.serve.config import ServeConfig
+from genrel.serve.dialects import register_dialects
+from genrel.serve.drain import CloseWhileDraining, Drain
 from genrel.serve.guard import RequestGuard, error_content
 from genrel.serve.metrics import CONTENT_TYPE, ServeMetrics
 from genrel.serve.schema import (
@@ -56,14 +61,6 @@ API_DESCRIPTION = """Graded relevance labels, calibrated label probabilities and
 for query–document pairs. Pairs from concurrent requests are micro-batched. See docs/serving.md."""
 
 
-class ApiError(Exception):
-    """An error answer: HTTP status plus the fields of the error body."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra):
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers, self.extra = status, code, message, headers, extra
-
-
 def model_name_of(scorer: Scorer, cfg: ServeConfig) -> str:
     if cfg.model_name:
         return cfg.model_name
@@ -80,7 +77,9 @@ def create_app(scorer: Scorer, cfg: ServeConfig) -> FastAPI:
         max_batch_size=cfg.max_batch_size,
         max_wait_s=cfg.max_batch_wait_ms / 1000.0,
         max_queue_pairs=cfg.max_queue_pairs,
+        max_queue_wait_s=cfg.max_queue_wait_s,
     )
+    drain = Drain()  # flipped by genrel.serve.drain.DrainingServer on SIGTERM
     metrics = ServeMetrics(model, cfg.backend, lambda: batcher.queue_depth)
     batcher.observer = metrics
 
@@ -95,8 +94,9 @@ def create_app(scorer: Scorer, cfg: ServeConfig) -> FastAPI:
     app = FastAPI(
         title="genrel relevance scorer", version="1", description=API_DESCRIPTION, lifespan=lifespan
     )
-    app.state.batcher, app.state.metrics, app.state.config = batcher, metrics, cfg
+    app.state.batcher, app.state.metrics, app.state.config, app.state.drain = batcher, metrics, cfg, drain
     app.add_middleware(RequestGuard, token=cfg.token(), max_body_bytes=cfg.max_body_bytes, metrics=metrics)
+    app.add_middleware(CloseWhileDraining, drain=drain)
     _add_error_handlers(app)
 
     async def scored(req: ScoreRequest) -> list[ScoredDocument]:
@@ -111,16 +111,17 @@ def create_app(scorer: Scorer, cfg: ServeConfig) -> FastAPI:
             ) from None
         except QueueFull as exc:
             metrics.rejected.labels(reason="queue_full").inc()
-            raise ApiError(503, "queue_full", f"the server is busy: {exc}", headers={"Retry-After": "1"}) from None
+            retry = str(max(1, math.ceil(exc.retry_after_s)))
+            raise ApiError(503, "queue_full", f"the server is busy: {exc}", headers={"Retry-After": retry}) from None
         except ScoringError as exc:
             if exc.kind == "shutdown":
                 raise ApiError(503, "unavailable", str(exc), headers={"Retry-After": "1"}) from None
             raise ApiError(500, "scoring_failed", str(exc)) from None
         return [_document_result(doc.id, s, req.explain) for doc, s in zip(req.documents, results)]
 
-    @app.post("/v1/score", response_model=ScoreResponse, response_model_exclude_unset=True, responses=_ERRORS,
+    @app.post("/v1/judge", response_model=ScoreResponse, response_model_exclude_unset=True, responses=_ERRORS,
               tags=["scoring"])
-    async def score(req: ScoreRequest) -> ScoreResponse:
+    async def judge(req: ScoreRequest) -> ScoreResponse:
         """Judge every document against the query; results in the request's order."""
         started = time.perf_counter()
         results = await scored(req)
@@ -132,7 +133,7 @@ def create_app(scorer: Scorer, cfg: ServeConfig) -> FastAPI:
         """Judge every document, then order them by score, best first (ties keep the request's order)."""
         started = time.perf_counter()
         results = await scored(req)
-        order = sorted(range(len(results)), key=lambda i: -results[i].score)[: req.top_k]
+        order = ranking([r.score for r in results])[: req.top_k]
         ranked = [
             RankedDocument(**results[i].model_dump(exclude_unset=True), rank=r) for r, i in enumerate(order, start=1)
         ]
@@ -158,7 +159,9 @@ def create_app(scorer: Scorer, cfg: ServeConfig) -> FastAPI:
 
     @app.get("/readyz", tags=["ops"], responses={503: {"model": ErrorResponse}})
     async def readyz():
-        """The model is loaded and the batcher is running; 503 otherwise (e.g. while shutting down)."""
+        """The model is loaded and the batcher is running; 503 otherwise (from SIGTERM on: draining)."""
+        if drain.draining:
+            return JSONResponse(error_content("not_ready", "the server is draining (shutting down)"), status_code=503)
         if batcher.running:
             return {"status": "ready", "model": model}
         return JSONResponse(error_content("not_ready", "the batcher is not running"), status_code=503)
@@ -168,6 +171,8 @@ def create_app(scorer: Scorer, cfg: ServeConfig) -> FastAPI:
         """Prometheus text format: requests, latency, pairs scored, batch sizes, queue depth, errors."""
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
+    app.state.scored, app.state.model_name = scored, model
+    register_dialects(app, scorer.criteria)
     return app
 
 

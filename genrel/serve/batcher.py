@@ -8,6 +8,12 @@ up to ``max_batch_size`` pairs, waiting at most ``max_wait_s`` after the oldest 
 pairs of the call (``listwise = True``, e.g. BM25's IDF over the candidates) gets one whole request per
 call instead.
 
+Overload is refused up front: besides the hard ``max_queue_pairs`` bound, a request is refused
+(:class:`QueueFull`, with a retry delay) when the pairs already queued would take longer than
+``max_queue_wait_s`` to score at the recently measured rate, so an overloaded server answers 503 at
+once instead of letting every request wait out the queue. A request is never refused for its own size;
+until the first batch has measured the rate, only ``max_queue_pairs`` applies.
+
 Failures stay local: when a scorer call raises, each request in the batch is retried alone, so one
 poisoned document fails only its own request; a result that is not a finite score and distribution
 fails only its pair. The worker itself never dies on a scorer error. This module knows nothing about
@@ -42,7 +48,12 @@ class ScoringError(Exception):
 
 
 class QueueFull(Exception):
-    """Accepting the request would put more than ``max_queue_pairs`` pairs in the queue."""
+    """Accepting the request would exceed ``max_queue_pairs`` or ``max_queue_wait_s``; retry after
+    ``retry_after_s`` (about the time the queue ahead needs)."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class BatchObserver:
@@ -72,12 +83,16 @@ class MicroBatcher:
         max_batch_size: int = 32,
         max_wait_s: float = 0.005,
         max_queue_pairs: int = 10_000,
+        max_queue_wait_s: float | None = None,
         observer: BatchObserver | None = None,
     ):
         self.scorer = scorer
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.max_queue_pairs = max_queue_pairs
+        self.max_queue_wait_s = max_queue_wait_s
+        self.pairs_per_s: float | None = None  # moving average of scorer throughput; None until measured
+        self._scoring = 0  # pairs in the scorer call now running
         self.observer = observer or BatchObserver()
         # A list-wise scorer (BM25: IDF over the query's candidates) must see each request alone and whole.
         self.whole_requests = bool(getattr(scorer, "listwise", False))
@@ -129,8 +144,7 @@ class MicroBatcher:
         the request's pairs still waiting are dropped."""
         if not self.running:
             raise ScoringError("the scorer is not running", "shutdown")
-        if len(self._pending) + len(pairs) > self.max_queue_pairs:
-            raise QueueFull(f"{len(self._pending)} pairs already waiting (max_queue_pairs {self.max_queue_pairs})")
+        self._admit(len(pairs))
         loop = asyncio.get_running_loop()
         request = next(self._request_ids)
         now = loop.time()
@@ -142,6 +156,21 @@ class MicroBatcher:
         finally:
             for future in futures:  # after an error or a cancellation, the rest need not be scored
                 future.cancel()
+
+    def _admit(self, n: int) -> None:
+        """Raise QueueFull when ``n`` more pairs would overfill the queue or wait too long behind it."""
+        ahead = len(self._pending) + self._scoring
+        wait_s = ahead / self.pairs_per_s if self.pairs_per_s else 0.0
+        if ahead + n > self.max_queue_pairs:
+            raise QueueFull(f"{ahead} pairs already waiting (max_queue_pairs {self.max_queue_pairs})",
+                            retry_after_s=max(1.0, wait_s))
+        if self.max_queue_wait_s is not None and wait_s > self.max_queue_wait_s:
+            raise QueueFull(f"{ahead} pairs already waiting, about {wait_s:.1f} s of scoring "
+                            f"(max_queue_wait_s {self.max_queue_wait_s:g})", retry_after_s=wait_s)
+
+    def _measured(self, pairs: int, seconds: float) -> None:
+        rate = pairs / max(seconds, 1e-6)
+        self.pairs_per_s = rate if self.pairs_per_s is None else 0.8 * self.pairs_per_s + 0.2 * rate
 
     # -- worker --------------------------------------------------------------------------------------
 
@@ -202,7 +231,11 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            results = await loop.run_in_executor(self._executor, self._call_scorer, [j.pair for j in jobs], explain)
+            self._scoring = len(jobs)
+            try:
+                results = await loop.run_in_executor(self._executor, self._call_scorer, [j.pair for j in jobs], explain)
+            finally:
+                self._scoring = 0
         except Exception as exc:
             kind = exc.kind if isinstance(exc, ScoringError) else "exception"
             self.observer.scorer_error(kind)
@@ -217,7 +250,9 @@ class MicroBatcher:
             for job in jobs:
                 _fail(job, ScoringError(message, kind))
             return
-        self.observer.batch_done(len(jobs), time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self._measured(len(jobs), seconds)
+        self.observer.batch_done(len(jobs), seconds)
         for job, scored in zip(jobs, results):
             problem = invalid_result(scored)
             if problem is None:

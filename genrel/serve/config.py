@@ -54,11 +54,24 @@ class ServeConfig(StageConfig):
     max_queue_pairs: int = Field(
         10_000, ge=1, description="Pairs waiting to be scored; a request that would exceed it gets 503."
     )
+    max_queue_wait_s: float | None = Field(
+        2.0, gt=0, description="Overload shedding: a request whose pairs would wait longer than this behind the "
+        "queue (queued pairs ÷ the measured pairs/s) gets 503 with Retry-After at once; None = only max_queue_pairs.",
+    )
     request_timeout_s: float = Field(
         60.0, gt=0, description="Longest a request waits for its scores; then 504 and its waiting pairs are dropped."
     )
     shutdown_grace_s: float | None = Field(
         None, ge=0, description="On SIGTERM, how long in-flight requests may finish; default: request_timeout_s + 5."
+    )
+    drain_s: float = Field(
+        2.0, ge=0, description="On SIGTERM, how long /readyz answers 503 while the listener stays open and requests "
+        "are still served, so a load balancer stops sending before connections are refused.",
+    )
+    mmap_threshold_bytes: int | None = Field(
+        256 * 1024, ge=0, le=32 * 1024 * 1024, description="glibc malloc: blocks this large or larger are mmapped and go back to the OS "
+        "when freed (per-batch activations), so RSS follows the live data; None = glibc's default (the heap "
+        "keeps its peak and fragments under varying batch shapes).",
     )
 
     auth_token: SecretStr | None = Field(

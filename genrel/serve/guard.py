@@ -1,7 +1,10 @@
 """ASGI middleware in front of the API: request metrics, bearer-token auth, and the body-size cap.
 
 It runs before FastAPI reads or parses anything, so an unauthorised client gets 401 and an oversized
-body gets 413 without the body being parsed (a declared Content-Length over the cap is refused unread).
+body gets 413 without the body being parsed. The rest of an oversized body is read and thrown away
+(up to ``DISCARD_FACTOR`` × the cap) before the answer goes out: the connection closes after a 413,
+and closing a socket with unread bytes in it resets the connection, so a client still sending would
+get a reset instead of its 413. A body declared larger than that is refused unread.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genrel.serve.metrics import ServeMetrics
 
-PROTECTED_PREFIXES = ("/v1/", "/metrics")
+PROTECTED_PREFIXES = ("/v1/", "/v2/", "/rerank", "/metrics")
+DISCARD_FACTOR = 4
 KNOWN_ENDPOINTS = frozenset(
-    {"/v1/score", "/v1/rank", "/v1/info", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"}
+    {"/v1/judge", "/v1/rank", "/v1/info", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc",
+     "/v1/rerank", "/v2/rerank", "/rerank", "/v1/score"}  # the last four: genrel.serve.dialects
 )
 
 
@@ -70,12 +75,16 @@ class RequestGuard:
                 return
             declared = _content_length(scope)
             if declared is not None and declared > self.max_body_bytes:
+                if declared <= DISCARD_FACTOR * self.max_body_bytes:
+                    await self._discard_body(receive)
                 await self._refuse_body(declared, scope, receive, send)
                 return
-            body = await self._read_body(receive)
+            body, more = await self._read_body(receive)
             if body is None:  # client went away
                 return
             if len(body) > self.max_body_bytes:
+                if more:
+                    await self._discard_body(receive)
                 await self._refuse_body(len(body), scope, receive, send)
                 return
             receive = _replay(body, receive)
@@ -109,18 +118,30 @@ class RequestGuard:
         )
         await JSONResponse(content, status_code=413, headers={"Connection": "close"})(scope, receive, send)
 
-    async def _read_body(self, receive: Receive) -> bytes | None:
-        """The whole body, or as much as just passes the cap (the caller refuses it), or None on disconnect."""
+    async def _read_body(self, receive: Receive) -> tuple[bytes | None, bool]:
+        """(the whole body, or as much as just passes the cap, which the caller refuses; whether more is
+        coming); (None, False) on disconnect."""
         chunks, size = [], 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return None
+                return None, False
             chunk = message.get("body", b"")
             chunks.append(chunk)
             size += len(chunk)
-            if size > self.max_body_bytes or not message.get("more_body", False):
-                return b"".join(chunks)
+            more = message.get("more_body", False)
+            if size > self.max_body_bytes or not more:
+                return b"".join(chunks), more
+
+
+    async def _discard_body(self, receive: Receive) -> None:
+        """Read and drop the rest of the body, up to DISCARD_FACTOR × the cap, so closing does not reset."""
+        budget = DISCARD_FACTOR * self.max_body_bytes
+        while budget > 0:
+            message = await receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                return
+            budget -= len(message.get("body", b""))
 
 
 def _content_length(scope: Scope) -> int | None:

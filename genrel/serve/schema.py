@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from genrel.data.pair import Pair
 
@@ -45,8 +45,18 @@ class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_SCORE_EXAMPLE]})
 
     query: str = Field(description="The search query.")
-    documents: list[DocumentIn] = Field(description="Documents to judge; at most max_documents_per_request.")
+    documents: list[DocumentIn] = Field(
+        description="Documents to judge; at most max_documents_per_request. A plain string is a document "
+        "whose text it is and whose id is its position ('0', '1'…)."
+    )
     explain: bool = Field(False, description="Also return the model's reasoning and step verdicts (slower).")
+
+    @field_validator("documents", mode="before")
+    @classmethod
+    def _strings_are_documents(cls, value):
+        if isinstance(value, list):
+            return [{"id": str(i), "text": d} if isinstance(d, str) else d for i, d in enumerate(value)]
+        return value
 
 
 class RankRequest(ScoreRequest):

@@ -1,9 +1,11 @@
 """Run the HTTP scorer under uvicorn: load the scorer, build the app, serve until SIGTERM or Ctrl-C.
 
-On SIGTERM uvicorn stops accepting connections, lets in-flight requests finish (up to
-``shutdown_grace_s``), then the app's lifespan drains the batcher; the process then exits 0. With
+On SIGTERM the server drains (:mod:`genrel.serve.drain`): ``/readyz`` turns 503 while requests are
+still served for ``drain_s``, then it stops listening, lets in-flight requests finish (up to
+``shutdown_grace_s``), and the app's lifespan drains the batcher; the process then exits 0. With
 ``workers > 1`` uvicorn's supervisor starts that many processes, each loading its own model through
-:func:`app_from_env`.
+:func:`app_from_env`, and runs uvicorn's own shutdown (no drain phase). Before the model loads, the
+process pins glibc's mmap threshold (:mod:`genrel.serve.memory`) so RSS stays flat under load.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from genrel.score.base import Scorer
 from genrel.serve.app import create_app
 from genrel.serve.config import ServeConfig
 from genrel.serve.loading import load_serving_scorer
+from genrel.serve.memory import pin_mmap_threshold
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +39,16 @@ def run_server(cfg: ServeConfig, scorer: Scorer | None = None) -> None:
         access_log=False,
         lifespan="on",
     )
+    pin_mmap_threshold(cfg.mmap_threshold_bytes)
     if cfg.workers > 1:
         _export_config(cfg)
         with _graceful_signals():
             uvicorn.run("genrel.serve.server:app_from_env", factory=True, workers=cfg.workers, **common)
         return
     app = create_app(scorer if scorer is not None else load_serving_scorer(cfg), cfg)
-    server = uvicorn.Server(uvicorn.Config(app, workers=1, **common))
+    from genrel.serve.drain import DrainingServer
+
+    server = DrainingServer(uvicorn.Config(app, workers=1, **common), app.state.drain, drain_s=cfg.drain_s)
     with _graceful_signals():
         server.run()
     if not server.started:
@@ -54,6 +60,7 @@ def run_server(cfg: ServeConfig, scorer: Scorer | None = None) -> None:
 def app_from_env():
     """uvicorn factory for worker processes: the config comes from the parent through the environment."""
     cfg = ServeConfig.model_validate(json.loads(os.environ[CONFIG_ENV]))
+    pin_mmap_threshold(cfg.mmap_threshold_bytes)
     return create_app(load_serving_scorer(cfg), cfg)
 
 

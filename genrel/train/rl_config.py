@@ -1,7 +1,10 @@
 """The RL stage's configuration, importable without torch or TRL: loading or checking a config is instant.
 
 :class:`RLStageConfig` (with :class:`SAMSettings` and :class:`DataSettings`), the dataset's gold column
-names that the reward and SAM read, and the ``trl.GRPOConfig`` fields genrel owns. The recipe that uses
+names that the reward and SAM read, and the ``trl.GRPOConfig`` fields genrel owns. The recipe's own
+settings live with the code they drive, equally torch-free: ``data.sample``
+(:mod:`genrel.train.sampling`), ``validation`` (:mod:`genrel.train.validation`), ``filter``
+(:mod:`genrel.train.pass_filter`) and ``stages`` (:mod:`genrel.train.stages`). The recipe that uses
 them is :mod:`genrel.train.rl`, the trainer :mod:`genrel.train.rl_trainer`.
 """
 
@@ -16,7 +19,12 @@ from genrel.data import ColumnMapping
 from genrel.models.lora import LoraSettings
 from genrel.rewards import RewardConfig
 from genrel.sam import RENORMALIZE_LOSS_TYPES, SamMode
+from genrel.train.pass_filter import FilterSettings
+from genrel.train.sampling import SampleSettings
+from genrel.train.stages import StageSpec
 from genrel.train.trl_options import COMMON_OWNED, not_owned
+from genrel.train.validation import OWNED_OPTIONS as VALIDATION_OWNED_OPTIONS
+from genrel.train.validation import ValidationSettings
 
 GOLD_LABEL, GOLD_VERDICTS = "gold_label", "gold_verdicts"  # dataset columns the reward and SAM read
 
@@ -35,6 +43,7 @@ OWNED_TRL_OPTIONS = {
     "gradient_accumulation_steps": "prompts_per_step and micro_batch_size",
     "use_liger_kernel": "nothing: SAM needs TRL's own loss, which takes per-token advantages",
     "remove_unused_columns": "nothing: the reward needs the gold columns",
+    **VALIDATION_OWNED_OPTIONS,
 }
 
 
@@ -66,6 +75,12 @@ class DataSettings(BaseModel):
     on_error: Literal["fail", "skip"] = Field(default="fail", description="Bad rows: fail, or skip them.")
     max_pairs: int | None = Field(default=None, ge=1, description="Train on a seeded random sample of this many.")
     max_document_chars: int | None = Field(default=None, ge=1, description="Cut documents to this many characters.")
+    sample: SampleSettings = Field(
+        default_factory=SampleSettings, description="Label mix trained on: as_is, label_uniform, label_weights."
+    )
+    dev: str | None = Field(
+        default=None, description="Judged dev pairs scored during training (see `validation`); same mapping."
+    )
 
 
 class RLStageConfig(StageConfig):
@@ -84,6 +99,9 @@ class RLStageConfig(StageConfig):
         default=None, ge=1, description="Completions per device per forward/backward; default: all at once."
     )
     beta: float = Field(default=0.0, ge=0.0, description="KL coefficient (0: no reference model).")
+    advantage_clip: float | None = Field(
+        default=None, gt=0.0, description="Clamp TRL's group advantages to [-x, x] before SAM (paper: 3)."
+    )
     loss_type: str = Field(default="grpo", description="One of grpo, dapo, bnpo, dr_grpo.")
     lora: LoraSettings | None = Field(default=None, description="Train a LoRA adapter; absent: full fine-tuning.")
     max_prompt_length: int | None = Field(
@@ -100,6 +118,13 @@ class RLStageConfig(StageConfig):
     save_steps: int = Field(default=50, ge=1, description="Checkpoint every this many steps.")
     resume: bool = Field(default=False, description="Continue from the last checkpoint in output_dir.")
     seed: int = 0
+    validation: ValidationSettings = Field(
+        default_factory=ValidationSettings, description="Dev scoring during training (with data.dev)."
+    )
+    filter: FilterSettings | None = Field(default=None, description="Offline pass-rate filter of the training prompts.")
+    stages: list[StageSpec] | None = Field(
+        default=None, min_length=1, description="A curriculum: stages run in order, each from the previous model."
+    )
     trl: dict[str, Any] = Field(default_factory=dict, description="Other trl.GRPOConfig options, passed through.")
 
     @field_validator("loss_type")
@@ -121,4 +146,13 @@ class RLStageConfig(StageConfig):
     def _renormalize_needs_masking(self) -> RLStageConfig:
         if self.sam.renormalize and self.sam.mode == "off":
             raise ValueError("field 'sam.renormalize': needs a masking mode, not 'off'")
+        return self
+
+    @model_validator(mode="after")
+    def _select_best_needs_dev(self) -> RLStageConfig:
+        if self.validation.select_best is not None and self.data.dev is None:
+            raise ValueError("field 'validation.select_best': needs a dev set (data.dev)")
+        names = [s.name for s in self.stages or [] if s.name is not None]
+        if len(names) != len(set(names)):
+            raise ValueError("field 'stages': stage names must differ")
         return self

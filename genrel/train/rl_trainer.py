@@ -29,23 +29,26 @@ from genrel.criteria import Criteria
 from genrel.grammar import Parsed, ParseError, try_parse
 from genrel.rewards import RewardConfig, completion_reward
 from genrel.sam.alignment import token_step_index
-from genrel.sam.masking import masked_advantages, masked_tokens, renormalize_kept
+from genrel.sam.masking import clip_advantages, masked_advantages, masked_tokens, renormalize_kept
 from genrel.train.rl_config import GOLD_LABEL, GOLD_VERDICTS, SAMSettings
 from genrel.verify import UNVERIFIABLE, consistent, status_counts, step_status
 
 
 class SAMGRPOTrainer(GRPOTrainer):
-    """``GRPOTrainer`` + SAM. Extra keyword arguments: ``criteria`` and ``sam`` (:class:`SAMSettings`)."""
+    """``GRPOTrainer`` + SAM. Extra keyword arguments: ``criteria``, ``sam`` (:class:`SAMSettings`) and
+    ``advantage_clip`` (clamp TRL's advantages to ±this before masking; None: no clamp)."""
 
     def __init__(self, *args, criteria: Criteria, sam: SAMSettings | None = None,
-                 verified: VerifiedCompletions | None = None, **kwargs):
+                 verified: VerifiedCompletions | None = None, advantage_clip: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.criteria = criteria
         self.sam = sam or SAMSettings()
         self.verified = verified or VerifiedCompletions(criteria)  # shared with the reward function
+        self.advantage_clip = advantage_clip
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         out = super()._generate_and_score_completions(inputs)
+        out["advantages"] = clip_advantages(out["advantages"], self.advantage_clip)  # [B]
         texts = completion_texts(self.processing_class, out)
         batch = verify_completions(self.criteria, texts, inputs, self.verified)
         masked = None

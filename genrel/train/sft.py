@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from genrel.config import StageConfig
 from genrel.criteria import Criteria, load_criteria
@@ -33,6 +33,17 @@ from genrel.prompt import DEFAULT_CHAT_TEMPLATE_KWARGS, fitted_messages
 from genrel.train.run_dir import METRICS_FILE, prepare_run_dir, save_config, save_final
 from genrel.train.teacher import accepted_traces
 from genrel.train.trl_options import COMMON_OWNED, base_dtype, not_owned, trl_config
+from genrel.train.validation import OWNED_OPTIONS as VALIDATION_OWNED_OPTIONS
+from genrel.train.validation import (
+    DevValidator,
+    ValidationSettings,
+    dev_pairs,
+    dev_schedule,
+    load_best,
+    selection_info,
+    trainer_options,
+    with_dev_evaluation,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +56,7 @@ OWNED_TRL_OPTIONS = {
     "gradient_accumulation_steps": "grad_accumulation",
     "max_length": "max_length",
     "completion_only_loss": "nothing: the loss covers the trace, never the prompt",
+    **VALIDATION_OWNED_OPTIONS,
 }
 TEMPLATE_MARGIN_TOKENS = 16  # the assistant turn's own tokens (<|im_start|>assistant, <|im_end|>…) and merges
 
@@ -72,12 +84,22 @@ class SFTStageConfig(StageConfig):
     save_steps: int = Field(default=100, ge=1, description="Checkpoint every this many steps.")
     resume: bool = Field(default=False, description="Continue from the last checkpoint in output_dir.")
     seed: int = 0
+    dev: str | None = Field(default=None, description="Judged dev pairs scored during training (see `validation`).")
+    validation: ValidationSettings = Field(
+        default_factory=ValidationSettings, description="Dev scoring during training (with dev)."
+    )
     trl: dict[str, Any] = Field(default_factory=dict, description="Other trl.SFTConfig options, passed through.")
 
     @field_validator("trl")
     @classmethod
     def _not_owned(cls, v: dict[str, Any]) -> dict[str, Any]:
         return not_owned(v, OWNED_TRL_OPTIONS)
+
+    @model_validator(mode="after")
+    def _select_best_needs_dev(self) -> SFTStageConfig:
+        if self.validation.select_best is not None and self.dev is None:
+            raise ValueError("field 'validation.select_best': needs a dev set (dev)")
+        return self
 
 
 @dataclass(frozen=True)
@@ -89,6 +111,7 @@ class SFTResult:
     global_step: int
     metrics_path: Path
     examples: int
+    selected_step: int | None = None  # the step kept as final/ by validation.select_best (None: the last)
 
 
 def run_sft(cfg: SFTStageConfig, callbacks: list | tuple = ()) -> SFTResult:
@@ -102,11 +125,18 @@ def run_sft(cfg: SFTStageConfig, callbacks: list | tuple = ()) -> SFTResult:
     # A frozen base under LoRA may be bf16; weights the optimizer updates stay float32 (see trl_options).
     model, tokenizer = load_model(cfg.model, dtype=base_dtype(cfg.dtype, cfg.lora is not None), for_training=True)
     dataset = build_sft_dataset(cfg, criteria, tokenizer)
-    trainer = build_sft_trainer(cfg, model, tokenizer, dataset, callbacks=callbacks)
+    validator = None
+    if cfg.dev is not None:
+        pairs = dev_pairs(cfg.dev, criteria, None, "fail", cfg.validation, cfg.seed)
+        validator = DevValidator(pairs, criteria, cfg.validation, cfg.validation.max_new_tokens or cfg.max_length,
+                                 cfg.max_length, cfg.seed)
+    trainer = build_sft_trainer(cfg, model, tokenizer, dataset, callbacks=callbacks, validator=validator)
     trainer.train(resume_from_checkpoint=checkpoint)
+    selected = load_best(trainer, cfg.validation)
     final_dir = save_final(trainer, tokenizer, run_dir, criteria, lora=cfg.lora is not None, created_by="genrel sft",
-                           max_length=cfg.max_length, base_model=cfg.model)
-    return SFTResult(run_dir, final_dir, trainer.state.global_step, run_dir / METRICS_FILE, len(dataset))
+                           max_length=cfg.max_length, base_model=cfg.model, **selection_info(selected))
+    return SFTResult(run_dir, final_dir, trainer.state.global_step, run_dir / METRICS_FILE, len(dataset),
+                     selected.step if selected else None)
 
 
 def build_sft_dataset(cfg: SFTStageConfig, criteria: Criteria, tokenizer):
@@ -168,21 +198,26 @@ def pair_from_trace(trace: dict[str, Any]) -> Pair:
     return Pair(row_id=str(trace["row_id"]), fields=record.pop("fields", None) or {}, **record)
 
 
-def build_sft_trainer(cfg: SFTStageConfig, model, tokenizer, dataset, *, callbacks: list | tuple = ()):
-    """The configured ``trl.SFTTrainer``, with our progress bar and ``metrics.jsonl`` instead of TRL's printing."""
+def build_sft_trainer(cfg: SFTStageConfig, model, tokenizer, dataset, *, callbacks: list | tuple = (),
+                      validator: DevValidator | None = None):
+    """The configured ``trl.SFTTrainer``, with our progress bar and ``metrics.jsonl`` instead of TRL's printing;
+    with ``validator`` it scores the dev set every ``validation.eval_steps`` (:mod:`genrel.train.validation`)."""
     from transformers import PrinterCallback, ProgressCallback
     from trl import SFTTrainer
 
     from genrel.train.callbacks import MetricsFile, throughput_callback
 
-    trainer = SFTTrainer(
+    trainer_class, dev = SFTTrainer, []
+    if validator is not None:
+        trainer_class, dev = with_dev_evaluation(SFTTrainer, validator), [dev_schedule(cfg.validation)]
+    trainer = trainer_class(
         model=model,
         args=sft_args(cfg),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(cfg.lora),
         # The throughput callback first: it adds tokens_per_s to the log record that MetricsFile then writes.
-        callbacks=[throughput_callback(), MetricsFile(Path(cfg.output_dir) / METRICS_FILE), *callbacks],
+        callbacks=[throughput_callback(), MetricsFile(Path(cfg.output_dir) / METRICS_FILE), *dev, *callbacks],
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
@@ -213,5 +248,6 @@ def sft_args(cfg: SFTStageConfig):
         "seed": cfg.seed,
         "max_length": cfg.max_length,
         "completion_only_loss": True,
+        **trainer_options(cfg.validation, has_dev=cfg.dev is not None),
     }
     return trl_config(SFTConfig, defaults, cfg.trl, owned)
