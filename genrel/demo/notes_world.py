@@ -15,13 +15,15 @@ synthetic, like it: the repository ships only what this module generates.
 
 from __future__ import annotations
 
-import json
+import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from genrel.demo.world import distinct_candidates, world_row, write_rows
 
 CRITERIA = "notes-rules"
 CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -117,7 +119,7 @@ def generate(cfg: NotesWorldConfig) -> Iterator[dict]:
     """Yield labelled rows ``{qid, query, docid, title, text, fields, label, verdicts}``."""
     rng = random.Random(cfg.seed)
     kinds, weights = list(cfg.candidate_mix), list(cfg.candidate_mix.values())
-    serial = 0
+    serial = itertools.count()
     for q in range(cfg.queries):
         query = Query(
             f"q{q:04d}",
@@ -125,37 +127,16 @@ def generate(cfg: NotesWorldConfig) -> Iterator[dict]:
             rng.choice(PLACES) if rng.random() < cfg.query_place_rate else None,
             rng.choice(SEASONS) if rng.random() < cfg.query_season_rate else None,
         )
-        titles: set[str] = set()
-        for _ in range(cfg.candidates_per_query):
-            kind = rng.choices(kinds, weights)[0]
-            for _attempt in range(5):  # avoid listing the same note twice for one query
-                note = _candidate(rng, query, kind, f"n{serial:06d}", cfg)
-                if note.title not in titles:
-                    break
-            titles.add(note.title)
-            serial += 1
-            label, verdicts = judge(query, note)
-            yield {
-                "qid": query.qid,
-                "query": query.text,
-                "docid": note.docid,
-                "title": note.title,
-                "text": note.text,
-                "fields": {"category": _CATEGORY[note.topic]},
-                "label": label,
-                "verdicts": verdicts,
-            }
+        for note in distinct_candidates(
+            cfg.candidates_per_query,
+            lambda: (rng.choices(kinds, weights)[0], f"n{next(serial):06d}"),
+            lambda spec, query=query: _candidate(rng, query, *spec, cfg),
+        ):
+            yield world_row(query.qid, query.text, note, {"category": _CATEGORY[note.topic]}, *judge(query, note))
 
 
 def write_world(cfg: NotesWorldConfig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in generate(cfg):
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+    return write_rows(generate(cfg), path)
 
 
 def _candidate(rng: random.Random, query: Query, kind: str, docid: str, cfg: NotesWorldConfig) -> Note:

@@ -8,13 +8,17 @@ is synthetic: the repository ships only what this module generates.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
 
 COLOURS = ["black", "white", "red", "blue", "green", "grey", "pink", "yellow"]
 
@@ -114,29 +118,44 @@ def generate(cfg: WorldConfig) -> Iterator[dict]:
     rng = random.Random(cfg.seed)
     labels = list(cfg.label_mix)
     weights = [cfg.label_mix[name] for name in labels]
-    serial = 0
+    serial = itertools.count()
     for q in range(cfg.queries):
         query = _query(rng, f"q{q:04d}", cfg)
-        titles: set[str] = set()
-        for _ in range(cfg.candidates_per_query):
-            wanted = rng.choices(labels, weights)[0]
-            for _attempt in range(5):  # avoid listing the same product twice for one query
-                product = _candidate(rng, query, wanted, f"p{serial:06d}")
-                if product.title not in titles:
-                    break
-            titles.add(product.title)
-            serial += 1
-            label, verdicts = judge(query, product)
-            yield {
-                "qid": query.qid,
-                "query": query.text,
-                "docid": product.docid,
-                "title": product.title,
-                "text": product.text,
-                "fields": product.fields,
-                "label": label,
-                "verdicts": verdicts,
-            }
+        for product in distinct_candidates(
+            cfg.candidates_per_query,
+            lambda: (rng.choices(labels, weights)[0], f"p{next(serial):06d}"),
+            lambda spec, query=query: _candidate(rng, query, *spec),
+        ):
+            yield world_row(query.qid, query.text, product, product.fields, *judge(query, product))
+
+
+def distinct_candidates(count: int, pick: Callable[[], Any], make: Callable[[Any], T]) -> Iterator[T]:
+    """``count`` candidates for one query: ``pick()`` chooses what each should be, ``make(spec)`` draws
+    it, up to 5 times while its title repeats an earlier candidate's (the last draw is kept), so a query
+    rarely lists the same document twice. Shared by every generated world."""
+    titles: set[str] = set()
+    for _ in range(count):
+        spec = pick()
+        for _attempt in range(5):
+            item = make(spec)
+            if item.title not in titles:
+                break
+        titles.add(item.title)
+        yield item
+
+
+def world_row(qid: str, query: str, doc: Any, fields: dict, label: str, verdicts: dict[str, str]) -> dict:
+    """One labelled row of a generated world, in the columns :func:`genrel.data.load_pairs` reads."""
+    return {
+        "qid": qid,
+        "query": query,
+        "docid": doc.docid,
+        "title": doc.title,
+        "text": doc.text,
+        "fields": fields,
+        "label": label,
+        "verdicts": verdicts,
+    }
 
 
 def judge(query: Query, product: Product) -> tuple[str, dict[str, str]]:
@@ -154,11 +173,16 @@ def judge(query: Query, product: Product) -> tuple[str, dict[str, str]]:
 
 
 def write_world(cfg: WorldConfig, path: str | Path) -> Path:
+    return write_rows(generate(cfg), path)
+
+
+def write_rows(rows: Iterable[dict], path: str | Path) -> Path:
+    """Write ``rows`` as JSON lines through a temporary file, so an interrupted write leaves no half world."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
-        for row in generate(cfg):
+        for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     tmp.replace(path)
     return path

@@ -29,8 +29,8 @@ import numpy as np
 
 from genrel.criteria import Criteria, load_criteria
 from genrel.data.pair import Pair
-from genrel.errors import ModelError
 from genrel.score.calibration import fit_temperature, nll
+from genrel.distill.checkpoint import resume_state
 from genrel.distill.targets import target_distributions
 from genrel.models.device import resolve_device
 from genrel.score.cross_encoder import CrossEncoderModel, CrossEncoderScorer, encode_pairs, quiet_transformers
@@ -202,17 +202,9 @@ def _resume(path: Path, args: dict, ce: CrossEncoderModel, optimizer, scheduler)
     import torch
     from safetensors.torch import load_file
 
-    state_file = path / "state.json"
-    if not state_file.is_file():
+    state = resume_state(path, args, hint="use another --out, or --no-resume to start over")
+    if state is None:
         return 0
-    state = json.loads(state_file.read_text())
-    if state["args"] != args:
-        changed = sorted(k for k in args if state["args"].get(k) != args[k])
-        raise ModelError(
-            f"the checkpoint was written by a run with other settings ({', '.join(changed)})",
-            where=str(path),
-            hint="use another --out, or --no-resume to start over",
-        )
     ce.model.load_state_dict(load_file(str(path / "model.safetensors")))
     saved = torch.load(path / "optimizer.pt", weights_only=False)
     optimizer.load_state_dict(saved["optimizer"])

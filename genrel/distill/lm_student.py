@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from genrel.criteria import Criteria
+from genrel.distill.checkpoint import resume_state
 from genrel.distill.config import DistillConfig
 from genrel.distill.dataset import DistillSet
 from genrel.errors import ModelError
@@ -223,17 +224,9 @@ def _resume(path: Path, args: dict, model, optimizer, scheduler) -> int:
     """Load the checkpoint at ``path`` if there is one; returns the number of epochs it had done."""
     import torch
 
-    state_file = path / "state.json"
-    if not state_file.is_file():
+    state = resume_state(path, args, hint="use another output_dir, or --set resume=false to start over")
+    if state is None:
         return 0
-    state = json.loads(state_file.read_text())
-    if state["args"] != args:
-        changed = sorted(k for k in args if state["args"].get(k) != args[k])
-        raise ModelError(
-            f"the checkpoint was written by a run with other settings ({', '.join(changed)})",
-            where=str(path),
-            hint="use another output_dir, or --set resume=false to start over",
-        )
     saved = torch.load(path / "state.pt", weights_only=False)
     missing = set(saved["weights"]) - {n for n, _ in model.named_parameters()}
     if missing:
