@@ -15,13 +15,14 @@ import time
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from genrel.serve.dialects import ERROR_SHAPES as DIALECT_ERROR_SHAPES
 from genrel.serve.metrics import ServeMetrics
 
 PROTECTED_PREFIXES = ("/v1/", "/v2/", "/rerank", "/metrics")
 DISCARD_FACTOR = 4
 KNOWN_ENDPOINTS = frozenset(
-    {"/v1/judge", "/v1/rank", "/v1/info", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc",
-     "/v1/rerank", "/v2/rerank", "/rerank", "/v1/score"}  # the last four: genrel.serve.dialects
+    {"/v1/judge", "/v1/rank", "/v1/info", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"}
+    | set(DIALECT_ERROR_SHAPES)  # every dialect route has its error shape
 )
 
 
@@ -132,7 +133,6 @@ class RequestGuard:
             more = message.get("more_body", False)
             if size > self.max_body_bytes or not more:
                 return b"".join(chunks), more
-
 
     async def _discard_body(self, receive: Receive) -> None:
         """Read and drop the rest of the body, up to DISCARD_FACTOR × the cap, so closing does not reset."""
