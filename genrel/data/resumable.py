@@ -82,6 +82,18 @@ def append_rows(handle: IO[str], rows: Iterable[dict[str, Any]], *, fsync: bool 
         os.fsync(handle.fileno())
 
 
+def replace_rows(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
+    """Write ``rows`` as the whole of ``path`` through a temporary file, so a kill leaves the old file
+    (or none), never half a file; parent folders are created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="\n") as f:
+        append_rows(f, rows)
+    os.replace(tmp, path)
+    return path
+
+
 def check_unique_row_ids(pairs: Sequence[Pair]) -> None:
     """Resuming matches rows by id: a DataError naming the first repeated one and both places."""
     seen: dict[str, Pair] = {}

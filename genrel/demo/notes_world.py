@@ -23,7 +23,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from genrel.demo.world import distinct_candidates, world_row, write_rows
+from genrel.data.resumable import replace_rows
+from genrel.demo.world import distinct_candidates, world_row
 
 CRITERIA = "notes-rules"
 CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -136,7 +137,7 @@ def generate(cfg: NotesWorldConfig) -> Iterator[dict]:
 
 
 def write_world(cfg: NotesWorldConfig, path: str | Path) -> Path:
-    return write_rows(generate(cfg), path)
+    return replace_rows(path, generate(cfg))
 
 
 def _candidate(rng: random.Random, query: Query, kind: str, docid: str, cfg: NotesWorldConfig) -> Note:

@@ -9,14 +9,15 @@ is synthetic: the repository ships only what this module generates.
 from __future__ import annotations
 
 import itertools
-import json
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from genrel.data.resumable import replace_rows
 
 T = TypeVar("T")
 
@@ -173,19 +174,7 @@ def judge(query: Query, product: Product) -> tuple[str, dict[str, str]]:
 
 
 def write_world(cfg: WorldConfig, path: str | Path) -> Path:
-    return write_rows(generate(cfg), path)
-
-
-def write_rows(rows: Iterable[dict], path: str | Path) -> Path:
-    """Write ``rows`` as JSON lines through a temporary file, so an interrupted write leaves no half world."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+    return replace_rows(path, generate(cfg))
 
 
 def _query(rng: random.Random, qid: str, cfg: WorldConfig) -> Query:

@@ -348,11 +348,11 @@ def _flat_head(criteria: Criteria) -> LabelHead:
 
 def _ndcg10(pairs: Sequence[Pair], scores: np.ndarray, criteria: Criteria) -> float:
     """trec_eval nDCG@10 over judged ``pairs`` (the measure reports use, :mod:`genrel.eval.ranking`)."""
-    from genrel.eval import ranking
+    from genrel.eval import ranking, threshold_index
 
     queries = [p.query_key for p in pairs]
     rows = [{"row_id": p.row_id, "docid": p.docid} for p in pairs]
     gold = [criteria.label_index(p.label) for p in pairs]
     per_query = ranking.per_query_measures(queries, ranking.doc_ids(rows, queries), gold, list(scores),
-                                           criteria.gains, len(criteria.labels) // 2)
+                                           criteria.gains, threshold_index(criteria, None))
     return ranking.mean_measures(per_query)["ndcg@10"]

@@ -16,14 +16,13 @@ torn: ignored when read, cut off before scoring resumes). This module knows noth
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from genrel.criteria import Criteria
 from genrel.data.pair import Pair
-from genrel.data.resumable import append_rows, read_rows
+from genrel.data.resumable import read_rows, replace_rows
 from genrel.score.base import Scored
 
 log = logging.getLogger(__name__)
@@ -72,7 +71,4 @@ def put_in_input_order(path: Path, pairs: Sequence[Pair]) -> None:
     dropped = len(set(by_id) - set(wanted))
     if dropped:
         log.warning("%s: dropping %d row(s) of pairs not in this evaluation's input", path, dropped)
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8", newline="\n") as f:
-        append_rows(f, [by_id[row_id] for row_id in wanted])
-    os.replace(tmp, path)
+    replace_rows(path, [by_id[row_id] for row_id in wanted])

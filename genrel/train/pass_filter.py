@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from genrel.criteria import Criteria
 from genrel.data import Pair, pair_record
+from genrel.data.resumable import replace_rows
 from genrel.grammar import Parsed, try_parse
 
 logger = logging.getLogger(__name__)
@@ -108,19 +108,12 @@ def _saved_rates(path: Path, row_ids: Sequence[str], k: int) -> dict[str, int] |
 def _write(out_dir: Path, pairs, rows, rates: dict[str, int], settings: FilterSettings, kept: set[int]) -> None:
     """Both files through a temporary name, so a kill never leaves a half-written rates file."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    lines = [
-        json.dumps({"row_id": r["row_id"], "gold": r["gold_label"], "passes": rates[r["row_id"]], "k": settings.k,
-                    "pass_rate": rates[r["row_id"]] / settings.k, "kept": i in kept}, ensure_ascii=False)
+    replace_rows(out_dir / RATES_FILE, (
+        {"row_id": r["row_id"], "gold": r["gold_label"], "passes": rates[r["row_id"]], "k": settings.k,
+         "pass_rate": rates[r["row_id"]] / settings.k, "kept": i in kept}
         for i, r in enumerate(rows)
-    ]
-    _replace(out_dir / RATES_FILE, lines)
-    _replace(out_dir / KEPT_FILE, [json.dumps(pair_record(pairs[i]), ensure_ascii=False) for i in sorted(kept)])
-
-
-def _replace(path: Path, lines: list[str]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+    ))
+    replace_rows(out_dir / KEPT_FILE, (pair_record(pairs[i]) for i in sorted(kept)))
 
 
 def trainer_sampler(trainer, batch_size: int) -> SampleFn:
