@@ -127,7 +127,11 @@ def test_sigterm_answers_every_request_in_flight_with_200_or_503(tmp_path):
     answered = [o for o in after_sigterm if o != "refused"]
     assert set(answered) <= {"200", "503"}, (sorted(set(after_sigterm)), log)
     assert answered.count("200") >= 24  # those in flight at SIGTERM, and more during the drain
-    assert readyz and readyz[-1] == 503 and 200 not in readyz[1:]  # unready while still listening
+    # Unready while still listening, and never ready again once unready. How many probes still see 200
+    # depends only on when the kernel delivers SIGTERM and the server's loop runs its handler.
+    assert readyz and readyz[-1] == 503, readyz
+    first_unready = readyz.index(503)
+    assert set(readyz[:first_unready]) <= {200} and set(readyz[first_unready:]) == {503}, readyz
 
 
 def test_overloaded_server_sheds_with_503_and_retry_after_quickly(tmp_path):
