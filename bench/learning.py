@@ -251,14 +251,22 @@ class World:
 
 def load_world(name: str, args, work: Path) -> World:
     """The world's query-disjoint splits and its tokenizer (trained once, then read from ``work``)."""
-    from transformers import AutoTokenizer
-
     from genrel.criteria import load_criteria
-    from genrel.data import load_pairs
-    from genrel.data.splits import split_by_query
 
     criteria = load_criteria(WORLDS[name])
     folder = work / name
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a") as lock:  # --jobs children build a world and its tokenizer once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _load_world(name, criteria, folder, args)
+
+
+def _load_world(name: str, criteria, folder: Path, args) -> World:
+    from transformers import AutoTokenizer
+
+    from genrel.data import load_pairs
+    from genrel.data.splits import split_by_query
+
     path = folder / "world.jsonl"
     if not path.exists():
         if name == "catalogue":

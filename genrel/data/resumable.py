@@ -84,13 +84,17 @@ def append_rows(handle: IO[str], rows: Iterable[dict[str, Any]], *, fsync: bool 
 
 def replace_rows(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
     """Write ``rows`` as the whole of ``path`` through a temporary file, so a kill leaves the old file
-    (or none), never half a file; parent folders are created."""
+    (or none), never half a file; parent folders are created. The temporary file is this process's own,
+    so two processes writing the same file race only on the final rename, never on half-written bytes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="\n") as f:
-        append_rows(f, rows)
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="\n") as f:
+            append_rows(f, rows)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
