@@ -104,3 +104,21 @@ def test_paired_differences_are_per_query_means_with_an_interval(runs, tmp_path)
     lo, hi = paired["interval"]
     assert lo < paired["mean"] < hi and "paired" not in weak
     assert "Paired differences from `weak`" in (tmp_path / "cmp" / "compare.md").read_text()
+
+
+def test_paired_accuracy_difference_uses_the_same_query_draws_for_both_runs(runs, tmp_path):
+    result = compare([runs / "weak", runs / "good"], tmp_path / "acc", n_resamples=500)
+    weak, good = result["runs"]
+    paired = good["paired"]["accuracy"]
+    assert paired["pairs"] == 90 and paired["queries"] == 15
+    assert paired["mean"] == pytest.approx(good["values"]["accuracy"] - weak["values"]["accuracy"])
+    lo, hi = paired["interval"]
+    assert 0 < lo < paired["mean"] < hi  # skill 0.3 vs 0.05 on 90 pairs: a clear difference
+    # pairing removes the shared query-to-query spread: the difference's interval is narrower than the
+    # interval one would get by treating the runs' bootstrap intervals as independent
+    unpaired = np.hypot(*(np.diff(r["intervals"]["accuracy"])[0] for r in (good, weak)))
+    assert hi - lo < unpaired
+    same = compare([runs / "good", runs / "good"], tmp_path / "same-acc", n_resamples=50)["runs"][1]["paired"]
+    assert same["accuracy"]["mean"] == 0 and same["accuracy"]["interval"] == [0, 0]
+    assert same["macro_f1"]["interval"] == [0, 0]
+    assert "macro_f1" in (tmp_path / "acc" / "compare.md").read_text()

@@ -1,7 +1,8 @@
 """Compare evaluation runs side by side: one table (``compare.md``, ``compare.png``, ``compare.json``)
 with the best value per metric marked, bootstrap 95% intervals for accuracy, macro-F1, nDCG@10, MAP
-and MRR@10, and each run's *paired* per-query difference from the first run (nDCG@10, MAP, MRR@10:
-mean of run − first over the queries both ranked, with a bootstrap interval over those queries).
+and MRR@10, and each run's *paired* difference from the first run: accuracy and macro-F1 over the pairs
+both judged, nDCG@10, MAP and MRR@10 as the mean per-query difference over the queries both ranked,
+each with a bootstrap interval from one set of query draws applied to both runs.
 Ranking measures are trec_eval's (:mod:`genrel.eval.ranking`).
 
 The bootstrap resamples *queries* with replacement (documents of one query are not independent), from
@@ -51,6 +52,7 @@ COLUMNS = [
 ]
 BOOTSTRAPPED = ("accuracy", "macro_f1", "ndcg@10", "map", "mrr@10")
 PAIRED = ("ndcg@10", "map", "mrr@10")  # per-query measures whose paired differences are reported
+PAIRED_LABEL = ("accuracy", "macro_f1")  # pair-level measures, paired over the pairs both runs judged
 STAR = "★"
 
 
@@ -64,9 +66,18 @@ def compare(report_dirs: Sequence[str | Path], out_dir: str | Path, *, n_resampl
     names = _run_names([Path(d) for d in report_dirs])
     for run, name in zip(runs, names):
         run["name"] = name
+    base = runs[0]
     for run in runs[1:]:
-        run["paired"] = (paired_differences(runs[0]["per_query"], run["per_query"], n_resamples=n_resamples, seed=seed)
-                         if runs[0]["per_query"] is not None and run["per_query"] is not None else None)
+        if base["per_query"] is None or run["per_query"] is None:
+            run["paired"] = None
+            continue
+        run["paired"] = {
+            **paired_label_differences(base["judged"], run["judged"], base["labels"], n_resamples=n_resamples,
+                                       seed=seed),
+            **paired_differences(base["per_query"], run["per_query"], n_resamples=n_resamples, seed=seed),
+        }
+    for run in runs:
+        del run["judged"]  # the rows served the pairing; compare.json keeps the summaries
     best = best_runs(runs)
     result = {"runs": runs, "best": best, "n_resamples": n_resamples, "seed": seed, "notes": _notes(runs)}
     out_dir = Path(out_dir)
@@ -98,9 +109,10 @@ def _load_run(run_dir: Path, n_resamples: int, seed: int) -> dict[str, Any]:
         per_query = _per_query(rows, report["labels"], report["gains"], threshold)
     else:
         log.warning("%s: no %s, so no bootstrap intervals", run_dir, PREDICTIONS_FILE)
-        per_query = None
+        rows, per_query = [], None
     return {"dir": str(run_dir), "model": report.get("model"), "criteria": report.get("criteria"),
-            "data": report.get("data"), "values": values, "intervals": intervals, "per_query": per_query}
+            "data": report.get("data"), "values": values, "intervals": intervals, "per_query": per_query,
+            "labels": report["labels"], "judged": [r for r in rows if r.get("gold") is not None]}
 
 
 def _per_query(rows, labels, gains, threshold) -> dict[str, dict[str, float]]:
@@ -129,6 +141,39 @@ def paired_differences(base: dict[str, dict[str, float]], other: dict[str, dict[
         out[measure] = {"mean": float(diff.mean()), "interval": [float(v) for v in np.percentile(means, [2.5, 97.5])],
                         "queries": len(keys)}
     return out
+
+
+def paired_label_differences(base_rows: Sequence[dict[str, Any]], other_rows: Sequence[dict[str, Any]],
+                             labels: Sequence[str], *, n_resamples: int = 1000,
+                             seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Accuracy and macro-F1 of ``other`` − ``base`` over the judged pairs both scored (matched by
+    ``row_id``), with a 95% bootstrap interval: queries resampled with replacement, seeded, and each
+    draw applied to both runs, so the interval is of the difference, not of two independent metrics."""
+    other_by_id = {r["row_id"]: r for r in other_rows}
+    shared = [(r, other_by_id[r["row_id"]]) for r in base_rows if r["row_id"] in other_by_id]
+    if not shared:
+        return {key: {"mean": None, "interval": None, "queries": 0} for key in PAIRED_LABEL}
+    index = {name: i for i, name in enumerate(labels)}
+    keys = sorted({query_key(b) for b, _ in shared})
+    position = {key: i for i, key in enumerate(keys)}
+    n_l = len(labels)
+    per_query = np.zeros((2, len(keys), n_l * n_l))  # [run, Q, L·L] flattened confusion per query
+    for b, o in shared:
+        q, gold = position[query_key(b)], index[b["gold"]] * n_l
+        per_query[0, q, gold + index[b["label"]]] += 1.0
+        per_query[1, q, gold + index[o["label"]]] += 1.0
+
+    def measures(weight: np.ndarray) -> np.ndarray:  # [2 measures] other − base
+        confusions = (weight @ per_query).reshape(2, n_l, n_l)  # [run, L, L]
+        values = [[np.trace(c) / c.sum(), m.macro_f1_from_confusion(c)] for c in confusions]
+        return np.array(values[1]) - np.array(values[0])
+
+    rng = np.random.default_rng(seed)
+    draws = np.array([measures(np.bincount(rng.integers(0, len(keys), size=len(keys)), minlength=len(keys))
+                               .astype(float)) for _ in range(n_resamples)])  # [R, 2]
+    point = measures(np.ones(len(keys)))
+    return {key: {"mean": float(point[j]), "interval": [float(v) for v in np.percentile(draws[:, j], [2.5, 97.5])],
+                  "queries": len(keys), "pairs": len(shared)} for j, key in enumerate(PAIRED_LABEL)}
 
 
 def _lookup(report: dict, key: str):
@@ -228,14 +273,14 @@ def _markdown(header, cells, flags, result) -> str:
 
 
 def _paired_markdown(runs) -> str:
-    """The paired-difference table: each later run minus the first, per query."""
+    """The paired-difference table: each later run minus the first."""
     rows = []
     for run in runs[1:]:
         paired = run.get("paired")
         if not paired:
             continue
         cells = [run["name"]]
-        for measure in PAIRED:
+        for measure in (*PAIRED_LABEL, *PAIRED):
             d = paired[measure]
             interval = d["interval"]
             cells.append("–" if d["mean"] is None else
@@ -244,10 +289,11 @@ def _paired_markdown(runs) -> str:
         rows.append(cells)
     if not rows:
         return ""
-    return (f"\n## Paired differences from `{runs[0]['name']}`\n\nMean per-query difference (run − "
-            f"`{runs[0]['name']}`) over the queries both ranked; in brackets the 95% bootstrap interval over "
-            "those queries. An interval that holds 0 is no evidence of a difference.\n\n"
-            + md_table(["run", *PAIRED, "queries"], rows))
+    return (f"\n## Paired differences from `{runs[0]['name']}`\n\nRun − `{runs[0]['name']}`: accuracy and "
+            "macro-F1 over the pairs both judged, ranking measures as the mean per-query difference over the "
+            "queries both ranked; in brackets the 95% bootstrap interval over queries (the same draws for both "
+            "runs). An interval that holds 0 is no evidence of a difference.\n\n"
+            + md_table(["run", *PAIRED_LABEL, *PAIRED, "queries"], rows))
 
 
 def _notes(runs) -> list[str]:
