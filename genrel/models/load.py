@@ -4,7 +4,7 @@ default ``smollm2-135m``.
 Loading never downloads: a hub id must already be in the local HF cache (``hf download ID`` first), so
 a stage never starts a multi-gigabyte transfer on its own and behaves the same offline. The tokenizer
 always has a pad token (the eos token when the model has none) and pads on the left, as generation
-needs; trainers pad their own batches.
+needs; trainers pad their own batches. On CPU, decode steps use :mod:`genrel.models.attention`.
 
 ``dtype="auto"`` picks bfloat16 where the hardware computes it fast (CUDA with bf16 support, or a CPU
 with avx512_bf16 / AMX, measured 2–3× faster than float32 there; docs/design.md, "Precision"), else
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from genrel.errors import MissingExtraError, ModelError
+from genrel.models.attention import use_decode_attention
 from genrel.models.embedded import EMBEDDED_MODEL, embedded_model_dir
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def load_model(
     else:
         model.eval()
         model.to(target)
+    use_decode_attention(model)  # CPU decoding without autograd: matmuls instead of the slow fused kernel
     logger.info("loaded %s (%s, %s)", name_or_path, torch_dtype, "training" if for_training else target)
     return model, tokenizer
 
