@@ -116,6 +116,13 @@ class Query:
 
 def generate(cfg: WorldConfig) -> Iterator[dict]:
     """Yield labelled rows ``{qid, query, docid, title, text, fields, label, verdicts}``."""
+    for query, product in query_products(cfg):
+        yield catalogue_row(query, product)
+
+
+def query_products(cfg: WorldConfig) -> Iterator[tuple[Query, Product]]:
+    """The world's draws, one (query, candidate) at a time in row order: the facts behind each row of
+    :func:`generate`, for whatever else must describe the same rows (grounded traces)."""
     rng = random.Random(cfg.seed)
     labels = list(cfg.label_mix)
     weights = [cfg.label_mix[name] for name in labels]
@@ -127,7 +134,12 @@ def generate(cfg: WorldConfig) -> Iterator[dict]:
             lambda: (rng.choices(labels, weights)[0], f"p{next(serial):06d}"),
             lambda spec, query=query: _candidate(rng, query, *spec),
         ):
-            yield world_row(query.qid, query.text, product, product.fields, *judge(query, product))
+            yield query, product
+
+
+def catalogue_row(query: Query, product: Product) -> dict:
+    """The labelled row of one draw of :func:`query_products`."""
+    return world_row(query.qid, query.text, product, product.fields, *judge(query, product))
 
 
 def distinct_candidates(count: int, pick: Callable[[], Any], make: Callable[[Any], T]) -> Iterator[T]:

@@ -176,16 +176,16 @@ def gold_completion(criteria: Criteria, pair: Pair) -> str:
     """The verdict-only completion for the pair's gold label (see the module docstring for the rules)."""
     placeholder = FREE_STEP_PLACEHOLDER[criteria.language]
     texts = {s.id: placeholder for s in criteria.steps if not s.checked}
-    verdicts = {s.id: gold_verdict(criteria, s, pair) for s in criteria.checked_steps}
+    verdicts = {s.id: gold_verdict(criteria, s, pair.label, pair.verdicts) for s in criteria.checked_steps}
     return render(criteria, texts, verdicts, pair.label)
 
 
-def gold_verdict(criteria: Criteria, step: Step, pair: Pair) -> str:
-    """The pair's gold verdict for ``step``; else the first verdict ``expect`` allows for its label; else
-    that of the nearest label with an expectation (ties: the lower label)."""
-    if pair.verdicts and step.id in pair.verdicts:
-        return pair.verdicts[step.id]
-    gold = criteria.label_index(pair.label)
+def gold_verdict(criteria: Criteria, step: Step, label: str, verdicts: dict[str, str] | None = None) -> str:
+    """The gold verdict for ``step`` in ``verdicts``; else the first verdict ``expect`` allows for
+    ``label``; else that of the nearest label with an expectation (ties: the lower label)."""
+    if verdicts and step.id in verdicts:
+        return verdicts[step.id]
+    gold = criteria.label_index(label)
     by_distance = sorted(range(len(criteria.labels)), key=lambda i: (abs(i - gold), i))
     for i in by_distance:
         expected = step.expected(criteria.labels[i].name)
