@@ -143,15 +143,15 @@ def test_stop_string_ends_generation_at_label(tiny_tokenizer):
 
     model = tiny_causal_lm(tiny_tokenizer).eval()
     label_ids = tiny_tokenizer(LABEL_OPEN, add_special_tokens=False)["input_ids"]
-    script = {}
+    assert len(set(label_ids)) == len(label_ids)
     original = model.forward
 
-    def forward(*args, **kwargs):  # emit the tokens of "<label>" in a loop, whatever the input
+    def forward(*args, **kwargs):  # emit the tokens of "<label>" in a loop: each one's successor, else the first
         out = original(*args, **kwargs)
-        step = script.setdefault("n", 0)
+        last = kwargs["input_ids"][0, -1].item()
+        step = label_ids.index(last) + 1 if last in label_ids else 0
         out.logits[:, -1, :] = -1e9
         out.logits[:, -1, label_ids[step % len(label_ids)]] = 0.0
-        script["n"] = step + 1
         return out
 
     model.forward = forward
@@ -191,3 +191,143 @@ def test_max_length_cuts_the_document(model, tiny_tokenizer):
 def test_unknown_form_is_rejected(model, tiny_tokenizer):
     with pytest.raises(ValueError, match="form"):
         LMScorer(model, tiny_tokenizer, TREC, form="steps-last")
+
+
+# -- shared prefix cache ---------------------------------------------------------------------------
+# Pairs of different lengths: with batch_size 3 every batch pads, and the last batch is smaller.
+PREFIX_PAIRS = PAIRS + [
+    Pair(row_id="3", query="cat flea treatment", text="Spot-on drops kill fleas for a month. " * 3),
+    Pair(row_id="4", query="q", text="x"),
+]
+
+
+SHARP = 0.2  # peaked outputs: a position off by one moves probabilities by ~1e-2, not ~1e-6
+
+
+@pytest.fixture(scope="module", params=["llama", "qwen3"])
+def model_f32(request, tiny_tokenizer):
+    from genrel.models.tiny import tiny_causal_lm
+
+    return tiny_causal_lm(tiny_tokenizer, arch=request.param, init_std=SHARP).to(torch.float32).eval()
+
+
+class FedTokens:
+    """Counts the token positions the model is run on (every forward pass, generation steps included)."""
+
+    def __init__(self, model):
+        self.n = 0
+        self._hook = model.register_forward_pre_hook(self._count, with_kwargs=True)
+
+    def _count(self, module, args, kwargs):
+        self.n += (kwargs.get("input_ids") if "input_ids" in kwargs else args[0]).numel()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._hook.remove()
+
+
+def scored_both_ways(model, tokenizer, pairs, **options):
+    """(with the prefix cache, without it, tokens fed with, tokens fed without, the cached scorer)."""
+    runs = []
+    for prefix_cache in (True, False):
+        scorer = LMScorer(model, tokenizer, TREC, batch_size=3, progress=False, prefix_cache=prefix_cache, **options)
+        with FedTokens(model) as fed:
+            runs.append((scorer.score_pairs(pairs), fed.n, scorer))
+    (cached, fed_cached, scorer), (plain, fed_plain, _) = runs
+    return cached, plain, fed_cached, fed_plain, scorer
+
+
+def test_prefix_cache_label_first_equals_the_plain_path(model_f32, tiny_tokenizer):
+    cached, plain, fed_cached, fed_plain, scorer = scored_both_ways(
+        model_f32, tiny_tokenizer, PREFIX_PAIRS, form="label-first")
+    for a, b in zip(cached, plain):
+        assert close(a.probabilities, b.probabilities, tol=1e-4)
+    prefix = scorer.prefix_tokens
+    assert prefix >= 100 and scorer._prefix.passes == 1  # one system prompt, run once for both batches
+    assert fed_cached == fed_plain - (len(PREFIX_PAIRS) - 1) * prefix
+
+
+def test_prefix_cache_reasoning_equals_the_plain_path(model_f32, tiny_tokenizer):
+    cached, plain, fed_cached, fed_plain, scorer = scored_both_ways(
+        model_f32, tiny_tokenizer, PREFIX_PAIRS, form="reasoning", max_new_tokens=12)
+    assert all(a.reasoning for a in cached)  # the model wrote something to compare
+    for a, b in zip(cached, plain):
+        assert a.reasoning == b.reasoning and a.reasoning_tokens == b.reasoning_tokens
+        assert a.format_error == b.format_error
+        assert close(a.probabilities, b.probabilities, tol=1e-4)
+    assert scorer._prefix.passes == 1
+    # generation and the label pass each skip the prefix in every row but the one that computed it
+    assert fed_plain - fed_cached == (2 * len(PREFIX_PAIRS) - 1) * scorer.prefix_tokens
+
+
+def test_prompts_without_a_shared_prefix_run_whole(model_f32, tiny_tokenizer):
+    prompts = ["Fleas live 20 days.", "搜索词的主需求是什么？", "Query: red running shoes size 42."]
+    scorer = LMScorer(model_f32, tiny_tokenizer, TREC, form="label-first", progress=False)
+    plain = LMScorer(model_f32, tiny_tokenizer, TREC, form="label-first", progress=False, prefix_cache=False)
+    for a, b in zip(scorer.score_prompts(prompts), plain.score_prompts(prompts)):
+        assert close(a.probabilities, b.probabilities, tol=1e-4)
+    assert scorer.prefix_tokens == 0 and scorer._prefix.passes == 0
+
+
+def test_prefix_cache_is_kept_across_calls_and_recomputed_when_the_prefix_changes(model_f32, tiny_tokenizer):
+    scorer = LMScorer(model_f32, tiny_tokenizer, TREC, form="label-first", batch_size=3, progress=False)
+    plain = LMScorer(model_f32, tiny_tokenizer, TREC, form="label-first", batch_size=3, progress=False,
+                     prefix_cache=False)
+    scorer.score_pairs(PREFIX_PAIRS)
+    first = scorer._prefix.ids
+    scorer.score_pairs(PREFIX_PAIRS[::-1])
+    assert scorer._prefix.passes == 1 and scorer._prefix.ids == first  # a service's second call
+    # Other criteria in the prompt: another system message, another prefix.
+    other = [LMScorer(model_f32, tiny_tokenizer, PREFIXES, progress=False).prompt_text(p) for p in PREFIX_PAIRS]
+    for a, b in zip(scorer.score_prompts(other), plain.score_prompts(other)):
+        assert close(a.probabilities, b.probabilities, tol=1e-4)
+    assert scorer._prefix.passes == 2 and scorer._prefix.ids != first
+
+
+def test_one_pair_per_call_finds_the_shared_prefix(model_f32, tiny_tokenizer):
+    """A service scoring one pair per call: the first call caches its whole prompt, the second narrows
+    it to what both share, the third reuses that."""
+    scorer = LMScorer(model_f32, tiny_tokenizer, TREC, form="label-first", progress=False)
+    plain = LMScorer(model_f32, tiny_tokenizer, TREC, form="label-first", progress=False, prefix_cache=False)
+    for pair in PAIRS:
+        [a], [b] = scorer.score_pairs([pair]), plain.score_pairs([pair])
+        assert close(a.probabilities, b.probabilities, tol=1e-4)
+    assert scorer._prefix.passes == 2
+    assert 100 <= scorer.prefix_tokens < len(tiny_tokenizer(scorer.prompt_text(PAIRS[0]))["input_ids"]) - 5
+
+
+def test_changed_weights_recompute_the_prefix(tiny_tokenizer):
+    from genrel.models.tiny import tiny_causal_lm
+
+    model = tiny_causal_lm(tiny_tokenizer, init_std=SHARP).to(torch.float32).eval()
+    scorer = LMScorer(model, tiny_tokenizer, TREC, form="label-first", progress=False)
+    scorer.score_pairs(PAIRS)
+    with torch.no_grad():
+        model.model.layers[0].self_attn.k_proj.weight.mul_(1.5)  # an optimizer step would do the same
+    plain = LMScorer(model, tiny_tokenizer, TREC, form="label-first", progress=False, prefix_cache=False)
+    for a, b in zip(scorer.score_pairs(PAIRS), plain.score_pairs(PAIRS)):
+        assert close(a.probabilities, b.probabilities, tol=1e-4)
+    assert scorer._prefix.passes == 2
+
+
+def test_sliding_window_model_falls_back_to_the_plain_path(tiny_tokenizer):
+    from genrel.models.tiny import tiny_causal_lm
+
+    model = tiny_causal_lm(tiny_tokenizer, arch="qwen3", sliding_window=4096, init_std=SHARP).to(torch.float32).eval()
+    scorer = LMScorer(model, tiny_tokenizer, TREC, form="reasoning", max_new_tokens=4, batch_size=3, progress=False)
+    plain = LMScorer(model, tiny_tokenizer, TREC, form="reasoning", max_new_tokens=4, batch_size=3, progress=False,
+                     prefix_cache=False)
+    for a, b in zip(scorer.score_pairs(PAIRS), plain.score_pairs(PAIRS)):
+        assert a.reasoning == b.reasoning and close(a.probabilities, b.probabilities, tol=1e-4)
+    assert scorer._prefix.usable is False and scorer._prefix.passes == 1  # tried once, never again
+
+
+def test_shared_prefix_length_leaves_a_token_and_ignores_short_prefixes():
+    from genrel.score.prefix_cache import shared_prefix_length
+
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5]], min_tokens=2) == 3
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3, 4]], min_tokens=2) == 2  # [1, 2, 3] keeps one token
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5]], min_tokens=4) == 0
+    assert shared_prefix_length([[7, 2, 3], [1, 2, 3]], min_tokens=0) == 0

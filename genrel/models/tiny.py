@@ -54,8 +54,14 @@ def tiny_tokenizer(vocab_size: int = 400, corpus: Iterable[str] | None = None):
     return fast
 
 
-def tiny_causal_lm(tokenizer=None, *, arch: str = "llama", hidden_size: int = 64, layers: int = 2, seed: int = 0):
-    """A randomly initialised causal LM of a real architecture (``llama`` or ``qwen3``)."""
+def tiny_causal_lm(
+    tokenizer=None, *, arch: str = "llama", hidden_size: int = 64, layers: int = 2, seed: int = 0,
+    sliding_window: int | None = None, init_std: float = 0.02,
+):
+    """A randomly initialised causal LM of a real architecture (``llama`` or ``qwen3``). ``sliding_window``
+    (qwen3) makes every layer a sliding-window one, whose cache keeps only the window; a larger
+    ``init_std`` (0.2) gives peaked, position-sensitive outputs, so that tests comparing two computations
+    can tell them apart (at 0.02 every distribution is nearly the same)."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen3Config
 
@@ -72,8 +78,13 @@ def tiny_causal_lm(tokenizer=None, *, arch: str = "llama", hidden_size: int = 64
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
         tie_word_embeddings=True,
+        initializer_range=init_std,
     )
-    config = Qwen3Config(head_dim=hidden_size // 4, **common) if arch == "qwen3" else LlamaConfig(**common)
+    if arch == "qwen3":
+        sliding = {"use_sliding_window": True, "sliding_window": sliding_window, "max_window_layers": 0}
+        config = Qwen3Config(head_dim=hidden_size // 4, **common, **(sliding if sliding_window else {}))
+    else:
+        config = LlamaConfig(**common)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id

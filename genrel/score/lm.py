@@ -18,6 +18,13 @@ softmax). The closing tag makes names that share a prefix (``rel`` / ``relevant`
 exact: each candidate is a whole token sequence. The context is run once; candidates reuse its KV
 cache. The backend (transformers here, vLLM in :mod:`genrel.score.vllm_backend`) only implements
 ``_generate`` and ``_candidate_log_scores``; everything else is shared.
+
+Shared prefix (``prefix_cache=True``, transformers backend): the prompt prefix every pair shares (the
+system message with the criteria) is run once and its KV cache reused by every batch, by both the
+context pass and generation (:mod:`genrel.score.prefix_cache`). A batch is then laid out as
+[prefix][left padding][suffix], masked 0 on the padding only, so the real tokens keep consecutive
+positions. Same numbers as without it (float32: within 1e-5, the same greedy text); a model whose
+cache cannot be shared runs the plain path.
 """
 
 from __future__ import annotations
@@ -33,9 +40,10 @@ import numpy as np
 from genrel.criteria import Criteria
 from genrel.data.pair import Pair
 from genrel.grammar import LABEL_CLOSE, LABEL_OPEN, ParseError, ParseErrorKind, label_prefix, try_parse
+from genrel.progress import progress_bar
 from genrel.prompt import DEFAULT_CHAT_TEMPLATE_KWARGS, chat_prompt, fitted_messages
 from genrel.score.base import Scored, Scorer, scored_from_log_scores
-from genrel.progress import progress_bar
+from genrel.score.prefix_cache import PrefixCache, output_cache
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +71,10 @@ def label_candidates(
 
 
 class LMScorer(Scorer):
-    """A causal LM (transformers backend) judging pairs in ``reasoning`` or ``label-first`` form."""
+    """A causal LM (transformers backend) judging pairs in ``reasoning`` or ``label-first`` form.
+
+    ``prefix_cache``: compute the prompt prefix all pairs share once and reuse its KV cache (module
+    docstring); off runs every prompt whole, the reference path the benchmark compares with."""
 
     def __init__(
         self,
@@ -82,6 +93,7 @@ class LMScorer(Scorer):
         chat_template_kwargs: dict[str, Any] | None = None,
         progress: bool = True,
         name: str | None = None,
+        prefix_cache: bool = True,
     ):
         if form not in FORMS:
             raise ValueError(f"form must be one of {FORMS}, got {form!r}")
@@ -97,6 +109,8 @@ class LMScorer(Scorer):
         self.name = name or f"lm-{form}" + ("-nosteps" if prompt == "no-steps" else "")
         self._prompt_criteria = criteria if prompt == "steps" else criteria.model_copy(update={"steps": []})
         self._stop = None
+        self.prefix_cache = prefix_cache
+        self._prefix: PrefixCache | None = None
 
     # -- prompts ------------------------------------------------------------------------------------
     @property
@@ -116,6 +130,8 @@ class LMScorer(Scorer):
     # -- scoring ------------------------------------------------------------------------------------
     def score_pairs(self, pairs: Sequence[Pair], *, explain: bool = False) -> list[Scored]:
         prompts = [self.prompt_text(p) for p in pairs]
+        if (prefix := self._prefix_cache()) is not None:
+            prefix.prime(self.tokenizer(prompts, add_special_tokens=False)["input_ids"])
         order = sorted(range(len(pairs)), key=lambda i: -len(prompts[i]))  # similar lengths batch together
         results: list[Scored | None] = [None] * len(pairs)
         with progress_bar(len(pairs), f"scoring {self.name}", enabled=self.progress) as bar:
@@ -175,9 +191,11 @@ class LMScorer(Scorer):
         from transformers import StoppingCriteriaList
 
         ids = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-        input_ids, mask = _left_pad(ids, self.pad_id, self._device)  # [B, T]
         kwargs: dict[str, Any] = {"do_sample": False, "pad_token_id": self.pad_id, "max_new_tokens": max_new_tokens}
         kwargs.update(self.generation_kwargs)
+        prefix, past = self._shared_prefix(ids) if self._generate_takes_cache(kwargs) else ((), {})
+        input_ids, mask = _left_pad(ids, self.pad_id, self._device, prefix)  # [B, P + T]
+        kwargs.update(past)  # generate runs only the tokens after a given cache
         if stop_at_label:
             kwargs["stopping_criteria"] = StoppingCriteriaList([self._label_stop()])
         out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
@@ -209,14 +227,16 @@ class LMScorer(Scorer):
         import torch
 
         device, n_labels = self._device, len(candidates[0])
-        ids, mask = _left_pad(ctx_ids, self.pad_id, device)  # [B, T]
+        prefix, past = self._shared_prefix(ctx_ids)
+        ids, mask = _left_pad(ctx_ids, self.pad_id, device, prefix)  # [B, P + T]
         lengths = mask.sum(-1)  # [B]
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # [B, T]: left padding does not shift positions
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # [B, P + T]: padding does not shift positions
         out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **self._keep_last()
+            input_ids=ids[:, len(prefix) :], attention_mask=mask, position_ids=positions[:, len(prefix) :],
+            use_cache=True, **self._keep_last(), **past,
         )
         first = out.logits[:, -1].float().log_softmax(-1)  # [B, V]
-        cache = out["cache"] if "cache" in out else out["past_key_values"]
+        cache = output_cache(out)
         scores = np.zeros((len(ctx_ids), n_labels))
         for j in range(n_labels):
             cands = [row[j] for row in candidates]
@@ -249,6 +269,31 @@ class LMScorer(Scorer):
         token_lp = logits.log_softmax(-1).gather(2, target[..., None])[..., 0]  # [B, W]
         return (token_lp * valid).sum(1)  # [B]
 
+    @property
+    def prefix_tokens(self) -> int:
+        """Tokens in the shared prefix the scorer holds a cache for (0: none)."""
+        return len(self._prefix.ids) if self._prefix is not None else 0
+
+    def _prefix_cache(self) -> PrefixCache | None:
+        if self._prefix is None and self.prefix_cache and self.model is not None:
+            self._prefix = PrefixCache(self.model, self._cache_arg(), self._keep_last())
+        return self._prefix
+
+    def _shared_prefix(self, seqs: Sequence[Sequence[int]]) -> tuple[tuple[int, ...], dict[str, Any]]:
+        """(prefix, model keyword arguments carrying its cache for ``len(seqs)`` rows), or ``((), {})``
+        to run the sequences whole."""
+        cache = self._prefix_cache()
+        prefix = cache.prefix_for(seqs) if cache is not None else ()
+        kv = cache.kv(prefix, len(seqs)) if prefix else None
+        return (prefix, {self._cache_arg(): kv}) if kv is not None else ((), {})
+
+    def _generate_takes_cache(self, kwargs: dict[str, Any]) -> bool:
+        """generate refuses a given cache beside a ``cache_implementation`` and does not expand one to
+        several sequences per row."""
+        settings = {**self.model.generation_config.to_dict(), **kwargs}
+        return (settings.get("cache_implementation") is None and settings.get("use_cache", True) is not False
+                and (settings.get("num_beams") or 1) == 1 and (settings.get("num_return_sequences") or 1) == 1)
+
     def _keep_last(self) -> dict[str, int]:
         """Ask for the last position's logits only (a [B, T, V] tensor would be huge) when supported."""
         return {"logits_to_keep": 1} if "logits_to_keep" in self._forward_params() else {}
@@ -275,11 +320,13 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     return ids
 
 
-def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device):
-    """(input_ids [B, T], attention_mask [B, T]) with every row right-aligned."""
+def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device, prefix: Sequence[int] = ()):
+    """(input_ids [B, P + T], attention_mask [B, P + T]): the ``prefix`` every row starts with (P tokens),
+    then the rest of each row right-aligned after left padding."""
     import torch
 
-    width = max(len(s) for s in seqs)
-    ids = torch.tensor([[pad_id] * (width - len(s)) + list(s) for s in seqs], device=device)
-    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=device)
+    n = len(prefix)
+    width = max(len(s) for s in seqs) - n
+    ids = torch.tensor([[*prefix, *[pad_id] * (width - len(s) + n), *s[n:]] for s in seqs], device=device)
+    mask = torch.tensor([[1] * n + [0] * (width - len(s) + n) + [1] * (len(s) - n) for s in seqs], device=device)
     return ids, mask
