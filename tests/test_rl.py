@@ -169,6 +169,13 @@ def test_every_yaml_under_configs_loads():
     assert {path.relative_to(REPO / "configs").parts[0] for path in files} == folders
 
 
+def test_lora_top_layers_adapts_only_those_layers(pairs_file, tmp_path, tiny_tokenizer):
+    cfg = make_cfg(pairs_file, tmp_path, lora={"r": 4, "alpha": 8, "top_layers": 1})
+    dataset = build_rl_dataset(cfg, CRITERIA, tiny_tokenizer)
+    trainer = build_trainer(cfg, CRITERIA, tiny_causal_lm(tiny_tokenizer), tiny_tokenizer, dataset)
+    trained = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    assert trained and all(".layers.1." in n and "lora_" in n for n in trained)  # the top layer of the tiny model's 2
+
 def test_cli_bad_config_is_one_line_and_exit_code_2(tmp_path):
     """Through the real entry point (``python -m genrel``, i.e. ``main()``), not CliRunner, which bypasses
     main()'s error handling: exit code 2 and one line on stderr, no traceback."""

@@ -154,6 +154,7 @@ def test_config_rejects_options_genrel_owns():
 def test_shipped_config_loads():
     cfg = SFTStageConfig.load(REPO / "configs" / "sft" / "cpu-smollm2.yaml")
     assert cfg.model == "smollm2-135m" and cfg.lora is not None
+    assert cfg.completion_only_logits and cfg.lora.top_layers == 15  # the fast CPU settings (bench/sft_speed.py)
     args = sft_args(cfg)  # its trl options are SFTConfig's
     assert args.completion_only_loss is True and args.max_steps == cfg.max_steps
 
@@ -166,3 +167,75 @@ def test_traces_for_other_criteria_are_refused(tmp_path, tiny_model_dir, gold_tr
     cfg = sft_config(tmp_path, tiny_model_dir, gold_traces, criteria="esci")
     with pytest.raises(DataError, match="does not parse under criteria 'esci'"):
         build_sft_dataset(cfg, load_criteria("esci"), load_tokenizer(str(tiny_model_dir)))
+
+
+def test_completion_only_logits_give_trls_loss_gradients_and_metrics(tmp_path, tiny_model_dir, gold_traces,
+                                                                      monkeypatch):
+    """The LM head run at the labelled positions only: TRL's loss, gradients and logged metrics (float32, a
+    right-padded batch of 3 traces of different lengths), from far fewer projected positions."""
+    from trl.kernels.chunked_logprob import ChunkedLogProbFunction
+
+    from genrel.train import completion_head
+
+    monkeypatch.setattr(completion_head, "VOCAB_CHUNK", 128)  # several vocabulary tiles (TRL's head: one)
+    projected = []
+    apply = ChunkedLogProbFunction.apply
+    monkeypatch.setattr(ChunkedLogProbFunction, "apply",
+                        staticmethod(lambda hidden, *args: projected.append(len(hidden)) or apply(hidden, *args)))
+    results = {}
+    for only in (False, True):
+        cfg = sft_config(tmp_path / str(only), tiny_model_dir, gold_traces, completion_only_logits=only,
+                         trl={"warmup_steps": 0, "bf16": False})
+        model, tokenizer = load_model(cfg.model, dtype="float32", for_training=True)
+        trainer = build_sft_trainer(cfg, model, tokenizer, build_sft_dataset(cfg, _criteria(), tokenizer))
+        rows = [trainer.train_dataset[i] for i in (0, 1, 2)]
+        batch = trainer.data_collator([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
+        assert len(set(batch["attention_mask"].sum(1).tolist())) > 1  # padding in the batch
+        loss = trainer.compute_loss(trainer.model, dict(batch))
+        loss.backward()
+        grads = {n: p.grad for n, p in trainer.model.named_parameters() if p.grad is not None}
+        results[only] = loss.item(), grads, {k: v[-1] for k, v in trainer._metrics["train"].items()}
+
+    (trl_loss, trl_grads, trl_logged), (loss, grads, logged) = results[False], results[True]
+    assert loss == pytest.approx(trl_loss, rel=1e-6)
+    assert grads.keys() == trl_grads.keys() and len(grads) > 10
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, trl_grads[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert logged.keys() >= {"entropy", "mean_token_accuracy", "num_tokens"}
+    assert logged == pytest.approx(trl_logged, rel=1e-6)
+    labelled = int((batch["labels"][:, 1:] != -100).sum())
+    assert projected == [batch["input_ids"].numel() - len(rows), labelled]  # TRL's: every position but the last
+
+
+def test_lora_on_the_top_layers_trains_only_them(tmp_path, tiny_model_dir, gold_traces):
+    from transformers import AutoModelForCausalLM
+
+    cfg = sft_config(tmp_path, tiny_model_dir, gold_traces, max_steps=2, lora={"r": 4, "alpha": 8, "top_layers": 1})
+    model, tokenizer = load_model(cfg.model, for_training=True)
+    trainer = build_sft_trainer(cfg, model, tokenizer, build_sft_dataset(cfg, _criteria(), tokenizer))
+    adapted = {n.split(".layers.")[1].split(".")[0] for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert adapted == {"1"}  # the tiny model's top layer of 2
+    # Nothing below the adapter needs a gradient, so autograd records no backward through layer 0.
+    needs_grad = {}
+    layers = trainer.model.get_base_model().model.layers
+    for i, layer in enumerate(layers):
+        layer.register_forward_hook(lambda m, args, out, i=i: needs_grad.__setitem__(i, out[0].requires_grad))
+    rows = [trainer.train_dataset[i] for i in (0, 1)]
+    batch = trainer.data_collator([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
+    trainer.compute_loss(trainer.model, batch).backward()
+    assert needs_grad == {0: False, 1: True}
+
+    result = run_sft(cfg)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).state_dict()
+    final = AutoModelForCausalLM.from_pretrained(result.final_dir).state_dict()
+    changed = {n for n, p in final.items() if not torch.equal(p, base[n])}
+    assert changed and all(n.startswith("model.layers.1.") for n in changed)
+    assert all(math.isfinite(r["loss"]) for r in logged(result.metrics_path))
+
+
+def test_lora_top_layers_beyond_the_model_is_a_config_error(tmp_path, tiny_model_dir, gold_traces):
+    cfg = sft_config(tmp_path, tiny_model_dir, gold_traces, lora={"top_layers": 3})
+    with pytest.raises(ConfigError, match="lora.top_layers: 3 layers asked for, the model has 2"):
+        run_sft(cfg)
+    with pytest.raises(ConfigError, match="lora.top_layers"):
+        SFTStageConfig.load(overrides=["traces=t.jsonl", "lora.top_layers=0"])

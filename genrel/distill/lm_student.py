@@ -181,7 +181,7 @@ def _with_lora(model, cfg: DistillConfig):
         from genrel.errors import MissingExtraError
 
         raise MissingExtraError("peft", "train") from None
-    return get_peft_model(model, lora_config(cfg.lm.lora))
+    return get_peft_model(model, lora_config(cfg.lm.lora, model))
 
 
 def _optimizer(model, cfg: DistillConfig, total_steps: int):

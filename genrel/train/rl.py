@@ -198,7 +198,7 @@ def build_trainer(cfg: RLStageConfig, criteria: Criteria, model, tokenizer, data
         reward_funcs=reward_functions(criteria, cfg.rewards, verified),
         args=args or grpo_args(cfg),
         train_dataset=dataset,
-        peft_config=lora_config(cfg.lora),
+        peft_config=lora_config(cfg.lora, model),
         callbacks=[RLProgress(), MetricsFile(Path(cfg.output_dir) / METRICS_FILE), *dev, *callbacks],
         **sam,
     )

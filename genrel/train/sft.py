@@ -3,7 +3,8 @@
 ``run_sft(cfg)`` is the recipe: read the accepted traces (:func:`genrel.train.teacher.accepted_traces`),
 rebuild each pair's prompt for this model's tokenizer (documents cut so prompt + trace fit
 ``max_length``), train TRL's ``SFTTrainer`` on a conversational prompt/completion dataset (so the loss
-covers the completion only), optionally through a LoRA adapter, then save the model merged into plain
+covers the completion only; on CPU the LM head runs at those positions alone,
+:mod:`genrel.train.completion_head`), optionally through a LoRA adapter, then save the model merged into plain
 weights in ``output_dir/final`` (with tokenizer and ``genrel_model.json``), so the RL stage, the scorers
 and ``serve`` load it like any checkpoint. The run folder also holds the resolved ``config.yaml``,
 ``metrics.jsonl`` (TRL's logs plus ``tokens_per_s`` each step) and ``checkpoint-N`` folders;
@@ -32,7 +33,13 @@ from genrel.models.lora import LoraSettings, lora_config
 from genrel.prompt import DEFAULT_CHAT_TEMPLATE_KWARGS, fitted_messages
 from genrel.train.run_dir import METRICS_FILE, prepare_run_dir, save_config, save_final
 from genrel.train.teacher import accepted_traces
-from genrel.train.trl_options import COMMON_OWNED, base_dtype, not_owned, trl_config
+from genrel.train.trl_options import (
+    COMMON_OWNED,
+    base_dtype,
+    not_owned,
+    training_device,
+    trl_config,
+)
 from genrel.train.validation import OWNED_OPTIONS as VALIDATION_OWNED_OPTIONS
 from genrel.train.validation import (
     DevValidator,
@@ -74,6 +81,11 @@ class SFTStageConfig(StageConfig):
     traces: str = Field(description="Trace file from `genrel teacher`; only accepted traces are used.")
     output_dir: str = Field(default="runs/sft", description="Run folder: checkpoints, metrics, final model.")
     lora: LoraSettings | None = Field(default=None, description="Train a LoRA adapter (merged on save); absent: full fine-tuning.")
+    completion_only_logits: bool = Field(
+        default=True,
+        description="Run the LM head only at the trace's positions, where the loss is. false: TRL's own head, "
+        "which on CPU also projects every prompt position (same loss, slower).",
+    )
     max_length: int = Field(default=1024, ge=32, description="Prompt + trace tokens; documents are cut to fit.")
     max_document_chars: int | None = Field(default=None, ge=1, description="Cut documents to this many characters first.")
     epochs: float = Field(default=1.0, gt=0, description="Passes over the traces (unless max_steps is set).")
@@ -206,6 +218,7 @@ def build_sft_trainer(cfg: SFTStageConfig, model, tokenizer, dataset, *, callbac
     from trl import SFTTrainer
 
     from genrel.train.callbacks import MetricsFile, throughput_callback
+    from genrel.train.completion_head import add_completion_head
 
     trainer_class, dev = SFTTrainer, []
     if validator is not None:
@@ -215,12 +228,17 @@ def build_sft_trainer(cfg: SFTStageConfig, model, tokenizer, dataset, *, callbac
         args=sft_args(cfg),
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=lora_config(cfg.lora),
+        peft_config=lora_config(cfg.lora, model),
         # The throughput callback first: it adds tokens_per_s to the log record that MetricsFile then writes.
         callbacks=[throughput_callback(), MetricsFile(Path(cfg.output_dir) / METRICS_FILE), *dev, *callbacks],
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+    # TRL's CUDA head already projects only the labelled positions; its CPU one projects them all.
+    if cfg.completion_only_logits and training_device() == "cpu":
+        causal_lm = trainer.model.get_base_model() if hasattr(trainer.model, "get_base_model") else trainer.model
+        if not add_completion_head(causal_lm):
+            logger.info("TRL's LM head kept: this model's logits are more than lm_head(hidden)")
     return trainer
 
 
@@ -228,8 +246,6 @@ def sft_args(cfg: SFTStageConfig):
     """``trl.SFTConfig`` for ``cfg`` through :func:`genrel.train.trl_options.trl_config`: our defaults,
     then ``cfg.trl``, then the options genrel owns (:data:`OWNED_TRL_OPTIONS`)."""
     from trl import SFTConfig
-
-    from genrel.train.trl_options import training_device
 
     defaults = {
         "activation_checkpointing": training_device() == "cuda",  # memory for speed on GPUs; not the CPU's limit
