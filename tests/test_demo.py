@@ -25,7 +25,7 @@ def test_quick_shrinks_every_stage_and_keeps_an_explicit_folder():
 def test_whole_pipeline_on_a_tiny_model_then_resumes(tiny_model_dir, tmp_path):
     cfg = DemoConfig(out_dir=str(tmp_path / "demo"), model=str(tiny_model_dir)).quick()
     # the tiny tokenizer spends a token per byte or two: longer prompts than SmolLM2's
-    cfg = cfg.model_copy(update={"max_new_tokens": 16, "max_length": 2040, "zero_shot": True})
+    cfg = cfg.model_copy(update={"max_new_tokens": 16, "max_length": 2040, "zero_shot": True, "lora_layers": 1})
     lines: list[str] = []
     summary = run_demo(cfg, echo=lines.append)
 
@@ -44,6 +44,19 @@ def test_whole_pipeline_on_a_tiny_model_then_resumes(tiny_model_dir, tmp_path):
     assert len(labels) == cfg.label_pairs and all(abs(sum(r["soft_label"].values()) - 1) < 1e-6 for r in labels)
     assert json.loads((out / "student" / "genrel_model.json").read_text())["kind"] == "cross-encoder"
     assert json.loads((out / "summary.json").read_text())["rows"] == summary["rows"]
+    # each later model carries its paired difference to zero-shot, with an interval around it
+    assert summary["baseline"] == "zero-shot" and "vs_first" not in summary["rows"][0]
+    for row in summary["rows"][1:]:
+        paired = row["vs_first"]["accuracy"]
+        assert paired["mean"] == pytest.approx(row["accuracy"] - summary["rows"][0]["accuracy"])
+        assert paired["interval"][0] <= paired["mean"] <= paired["interval"][1]
+    # one line per stage saying what it did; the RL stage's curves beside the table
+    assert [s["stage"] for s in summary["stages"]] == ["data", "eval-zero-shot", *STAGES[1:]]
+    assert all(s["what"] and s["seconds"] >= 0 for s in summary["stages"])
+    assert (out / "rl-curves.png").read_bytes()[:4] == b"\x89PNG" and summary["reward_curve"].endswith("rl-curves.png")
+    train_queries = {json.loads(line)["query"] for line in (out / "data" / "train.jsonl").read_text().splitlines()}
+    dev_queries = {json.loads(line)["query"] for line in (out / "data" / "dev.jsonl").read_text().splitlines()}
+    assert dev_queries and not dev_queries & train_queries
 
     lines.clear()
     again = run_demo(cfg, echo=lines.append)
