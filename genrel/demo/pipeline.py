@@ -163,8 +163,8 @@ def _data(cfg: DemoConfig, out: Path) -> str:
     for split in ("dev", "pool"):
         wanted = _world(cfg, split)
         rows = list(generate(wanted.model_copy(update={"queries": wanted.queries * 4})))
-        kept = [q for q in dict.fromkeys(row["qid"] for row in rows)
-                if next(r["query"] for r in rows if r["qid"] == q) not in seen][: wanted.queries]
+        query_of = {row["qid"]: row["query"] for row in rows}  # in draw order
+        kept = [q for q, text in query_of.items() if text not in seen][: wanted.queries]
         replace_rows(out / "data" / f"{split}.jsonl", [row for row in rows if row["qid"] in kept])
         seen |= {row["query"] for row in rows if row["qid"] in kept}
     return (f"catalogue world: {len(train)} train pairs; dev {cfg.dev_queries} and pool {cfg.pool_queries} "
@@ -223,8 +223,9 @@ def _sft(cfg: DemoConfig, out: Path) -> str:
         grad_accumulation=max(cfg.sft_traces_per_step // cfg.sft_batch, 1), save_steps=max(cfg.sft_steps // 2, 1),
         resume=True, seed=cfg.seed, trl=NO_CHECKPOINTING,
     ))
-    losses = [r["loss"] for r in _metrics(result.metrics_path) if "loss" in r]
-    speed = [r["tokens_per_s"] for r in _metrics(result.metrics_path) if "tokens_per_s" in r]
+    records = _metrics(result.metrics_path)
+    losses = [r["loss"] for r in records if "loss" in r]
+    speed = [r["tokens_per_s"] for r in records if "tokens_per_s" in r]
     return (f"LoRA SFT, {result.global_step} steps × {cfg.sft_traces_per_step} traces"
             + (f", loss {losses[0]:.2f} → {losses[-1]:.2f}" if losses else "")
             + (f", {sum(speed) / len(speed):.0f} tokens/s" if speed else ""))

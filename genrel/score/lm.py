@@ -40,10 +40,11 @@ import numpy as np
 from genrel.criteria import Criteria
 from genrel.data.pair import Pair
 from genrel.grammar import LABEL_CLOSE, LABEL_OPEN, ParseError, ParseErrorKind, label_prefix, try_parse
+from genrel.models.kv_cache import cache_arg, output_cache
 from genrel.progress import progress_bar
 from genrel.prompt import DEFAULT_CHAT_TEMPLATE_KWARGS, chat_prompt, fitted_messages
 from genrel.score.base import Scored, Scorer, scored_from_log_scores
-from genrel.score.prefix_cache import PrefixCache, output_cache
+from genrel.score.prefix_cache import PrefixCache
 
 log = logging.getLogger(__name__)
 
@@ -299,8 +300,7 @@ class LMScorer(Scorer):
         return {"logits_to_keep": 1} if "logits_to_keep" in self._forward_params() else {}
 
     def _cache_arg(self) -> str:
-        """transformers 5.24 renamed ``past_key_values`` to ``cache``; accept both."""
-        return "cache" if "cache" in self._forward_params() else "past_key_values"
+        return cache_arg(self.model)
 
     def _forward_params(self):
         return inspect.signature(self.model.forward).parameters

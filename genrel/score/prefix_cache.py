@@ -21,6 +21,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from genrel.models.kv_cache import output_cache
+
 MIN_PREFIX_TOKENS = 16  # below this, one more forward pass costs more than it saves
 
 
@@ -30,11 +32,6 @@ def shared_prefix_length(seqs: Sequence[Sequence[int]], min_tokens: int = MIN_PR
     # commonprefix compares any sequences element-wise, not only strings
     n = min(len(os.path.commonprefix([list(s) for s in seqs])), min(len(s) for s in seqs) - 1)
     return n if n >= min_tokens else 0
-
-
-def output_cache(out: Any) -> Any:
-    """The KV cache in a model output (transformers 5.24 renamed ``past_key_values`` to ``cache``)."""
-    return out["cache"] if "cache" in out else out.get("past_key_values")
 
 
 def shareable(cache: Any) -> bool:

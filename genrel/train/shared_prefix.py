@@ -13,8 +13,9 @@ decides where the shared run may end (no labelled position inside it).
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
+
+from genrel.models.kv_cache import cache_arg, output_cache
 
 MIN_SHARED_TOKENS = 32  # below this the extra forward call costs more than it saves
 
@@ -40,15 +41,10 @@ def suffix_hidden_states(backbone: Any, input_ids, attention_mask, shared: int):
 
     rows, width = input_ids.shape
     head = backbone(input_ids=input_ids[:1, :shared], use_cache=True)
-    cache = head.past_key_values
+    cache = output_cache(head)
     cache.batch_repeat_interleave(rows)
     mask = torch.cat([attention_mask.new_ones(rows, shared), attention_mask[:, shared:]], dim=1)  # [B, T]
     positions = torch.arange(shared, width, device=input_ids.device).expand(rows, -1)  # [B, T - shared]
     out = backbone(input_ids=input_ids[:, shared:], attention_mask=mask, position_ids=positions,
-                   use_cache=True, **{_cache_arg(backbone): cache})
+                   use_cache=True, **{cache_arg(backbone): cache})
     return out.last_hidden_state
-
-
-def _cache_arg(backbone: Any) -> str:
-    """transformers 5.24 renamed ``past_key_values`` to ``cache``; accept both."""
-    return "cache" if "cache" in inspect.signature(backbone.forward).parameters else "past_key_values"
