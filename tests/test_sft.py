@@ -210,7 +210,9 @@ def test_completion_only_logits_give_trls_loss_gradients_and_metrics(tmp_path, t
 def test_lora_on_the_top_layers_trains_only_them(tmp_path, tiny_model_dir, gold_traces):
     from transformers import AutoModelForCausalLM
 
-    cfg = sft_config(tmp_path, tiny_model_dir, gold_traces, max_steps=2, lora={"r": 4, "alpha": 8, "top_layers": 1})
+    # float32 pinned: under a bf16 base every saved weight would differ from the float32 original by rounding
+    cfg = sft_config(tmp_path, tiny_model_dir, gold_traces, max_steps=2, dtype="float32",
+                     lora={"r": 4, "alpha": 8, "top_layers": 1})
     model, tokenizer = load_model(cfg.model, for_training=True)
     trainer = build_sft_trainer(cfg, model, tokenizer, build_sft_dataset(cfg, _criteria(), tokenizer))
     adapted = {n.split(".layers.")[1].split(".")[0] for n, p in trainer.model.named_parameters() if p.requires_grad}
